@@ -81,9 +81,11 @@ def itd_autograd(oracle, x, y0, steps: int, alpha: float):
     """ITD estimate by torch autograd through the unrolled inner loop (same count as the reverse mode,
     which is what backpropagation performs: N JV and N - 1 HV)."""
     p = oracle.problem
-    with torch.enable_grad():
-        xg = x.detach().requires_grad_(True)
-        y = y0.detach()
+    # the driver may run the step in inference mode, whose tensors autograd cannot record: leave it and
+    # differentiate ordinary copies
+    with torch.inference_mode(False), torch.enable_grad():
+        xg = x.detach().clone().requires_grad_(True)
+        y = y0.detach().clone()
         for _ in range(steps):
             y = y - alpha * p._grad_y_g(xg, y)
         val = p._f(xg, y).sum()

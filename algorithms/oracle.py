@@ -79,19 +79,18 @@ class CountedOracle:
         fn = p._F if which == "f" else p._G
         return lambda x, y: fn(x, y, idx)
 
-    def _closed(self, name: str, idx):
-        p = self.problem
+    def _closed(self, name: str, idx, *args):
+        """The problem's closed form ``name`` at ``args`` (on the batch idx when given)."""
         if idx is None:
-            return getattr(p, f"_{name}")
-        fn = getattr(p, _STOCHASTIC[name])
-        return lambda *args: fn(*args, idx)
+            return getattr(self.problem, f"_{name}")(*args)
+        return getattr(self.problem, _STOCHASTIC[name])(*args, idx)
 
     # ------------------------------------------------------------------ first order
     def grad_x_f(self, x, y, idx=None):
         """grad_x f(x, y) (or grad_x F on the batch idx); Gc(f) += |batch|."""
         self.counts.gc_f += self._cost(idx)
         if self.backend == "closed":
-            return self._closed("grad_x_f", idx)(x, y)
+            return self._closed("grad_x_f", idx, x, y)
         fn = self._fn("f", idx)
         return _fgrad(lambda a: fn(a, y).sum())(x)
 
@@ -99,7 +98,7 @@ class CountedOracle:
         """grad_y f(x, y) (or grad_y F on the batch idx); Gc(f) += |batch|."""
         self.counts.gc_f += self._cost(idx)
         if self.backend == "closed":
-            return self._closed("grad_y_f", idx)(x, y)
+            return self._closed("grad_y_f", idx, x, y)
         fn = self._fn("f", idx)
         return _fgrad(lambda b: fn(x, b).sum())(y)
 
@@ -107,7 +106,7 @@ class CountedOracle:
         """grad_x g(x, y) (or grad_x G on the batch idx); Gc(g) += |batch|."""
         self.counts.gc_g += self._cost(idx)
         if self.backend == "closed":
-            return self._closed("grad_x_g", idx)(x, y)
+            return self._closed("grad_x_g", idx, x, y)
         fn = self._fn("g", idx)
         return _fgrad(lambda a: fn(a, y).sum())(x)
 
@@ -115,7 +114,7 @@ class CountedOracle:
         """grad_y g(x, y) (or grad_y G on the batch idx); Gc(g) += |batch|."""
         self.counts.gc_g += self._cost(idx)
         if self.backend == "closed":
-            return self._closed("grad_y_g", idx)(x, y)
+            return self._closed("grad_y_g", idx, x, y)
         return self._auto_grad_y_g(x, y, idx)
 
     def _auto_grad_y_g(self, x, y, idx):
@@ -127,7 +126,7 @@ class CountedOracle:
         """grad_yy g(x, y) v (or of G on the batch idx); HV += |batch|."""
         self.counts.hv += self._cost(idx)
         if self.backend == "closed":
-            return self._closed("hvp", idx)(x, y, v)
+            return self._closed("hvp", idx, x, y, v)
         _, pull = _fvjp(lambda b: self._auto_grad_y_g(x, b, idx), y)
         return pull(v)[0]
 
@@ -135,10 +134,14 @@ class CountedOracle:
         """grad_x grad_y g(x, y) v, shape like x (or of G on the batch idx); JV += |batch|."""
         self.counts.jv += self._cost(idx)
         if self.backend == "closed":
-            return self._closed("jvp", idx)(x, y, v)
+            return self._closed("jvp", idx, x, y, v)
         return _fgrad(lambda a: (self._auto_grad_y_g(a, y, idx) * v).sum())(x)
 
     # ------------------------------------------------------------------ sampling
+    def minibatches(self, which: str, idx: torch.Tensor, sizes: list[int]) -> list:
+        """Consecutive mini-batches of one draw, as the problem represents them (free: counted at draw)."""
+        return self.problem.minibatches(which, idx, sizes)
+
     def sample(self, which: str, size: int, streams, replace: bool = True) -> torch.Tensor:
         """Draw a mini-batch of ``size`` sample indices (R, size) for F (``'f'``) or G (``'g'``)."""
         idx = self.problem.sample(which, size, streams, replace=replace)

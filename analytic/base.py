@@ -28,6 +28,7 @@ __all__ = [
     "Constants",
     "AssumptionReport",
     "BilevelProblem",
+    "MiniBatch",
     "lemma2_L_phi",
     "register",
     "FAMILIES",
@@ -114,6 +115,61 @@ def register(cls):
     return cls
 
 
+class MiniBatch:
+    """A drawn mini-batch: columns lo..hi-1 of one draw of sample indices (R, total), whose rows of a
+    problem's per-sample tables are gathered once for the whole draw, on first use
+    (``BilevelProblem.minibatches``).
+
+    The closed-form oracles of a finite-sum family read ``rows(table)`` instead of gathering on every call:
+    an inner loop of N steps on one draw costs one gather instead of N. Only the tables an oracle reads are
+    gathered (an HVP reads x_i alone, a third of the G table's width). ``shape`` (R, size) is that of the
+    index tensor, so a MiniBatch counts like one (|batch| = shape[-1]).
+    """
+
+    __slots__ = ("_draw", "lo", "hi", "shape")
+
+    def __init__(self, draw: _Draw, lo: int, hi: int):
+        self._draw, self.lo, self.hi = draw, lo, hi
+        self.shape = torch.Size((draw.idx.shape[0], hi - lo))
+
+    @property
+    def idx(self) -> torch.Tensor:
+        """The sample indices (R, size)."""
+        return self._draw.idx[:, self.lo:self.hi]
+
+    def rows(self, table: torch.Tensor) -> torch.Tensor:
+        """table[r, idx[r, s]] (R, size, ...) for a per-sample table (R, n, ...) of the problem."""
+        rows = self._draw.rows(table)
+        return rows if self.hi - self.lo == rows.shape[1] else rows[:, self.lo:self.hi]
+
+    def __repr__(self) -> str:
+        return f"MiniBatch(shape={tuple(self.shape)}, columns {self.lo}..{self.hi - 1} of a draw)"
+
+
+class _Draw:
+    """One draw of indices (R, total) and its gathered table rows, cached per table (by identity: the
+    tables are fixed attributes of the problem)."""
+
+    __slots__ = ("idx", "_gather", "_cache")
+
+    def __init__(self, idx: torch.Tensor, gather):
+        self.idx, self._gather, self._cache = idx, gather, {}
+
+    def rows(self, table: torch.Tensor) -> torch.Tensor:
+        key = id(table)
+        out = self._cache.get(key)
+        if out is None:
+            out = self._cache[key] = self._gather(table, self.idx)
+        return out
+
+    def split(self, sizes: list[int]) -> list[MiniBatch]:
+        out, lo = [], 0
+        for size in sizes:
+            out.append(MiniBatch(self, lo, lo + size))
+            lo += size
+        return out
+
+
 class BilevelProblem:
     """A bilevel problem (possibly a batch of R independent instances) with exact truth.
 
@@ -177,6 +233,12 @@ class BilevelProblem:
             raise ValueError(f"r must be < batch={self.R}, got {r}")
         return type(self)(dim_x=self.dim_x, dim_y=self.dim_y, seed=self.seed + r, dtype=self.dtype,
                           device=self.device, **self.family_params())
+
+    def minibatches(self, which: str, idx: torch.Tensor, sizes: list[int]) -> list:
+        """Consecutive mini-batches of the sizes ``sizes`` out of one draw ``idx`` (R, sum(sizes)) for F
+        (``'f'``) or G (``'g'``): index tensors (R, size) here; finite-sum families return ``MiniBatch``
+        objects whose rows are gathered once for the whole draw."""
+        return list(torch.split(idx, sizes, dim=1))
 
     def _t(self, tensor: torch.Tensor) -> torch.Tensor:
         """Move CPU float64 data to the problem's dtype and device."""

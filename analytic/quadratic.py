@@ -86,13 +86,15 @@ class QuadraticLowerLevel:
 
     @staticmethod
     def _stack_lower(H, B):
-        """[H; B'] (R, dy + dx, dy), contiguous: ``_lower_grad`` reads it once in the row form."""
-        return torch.cat([H, B.transpose(-1, -2)], -2).contiguous()
+        """[H; -B'] (R, dy + dx, dy), contiguous: ``_lower_grad`` reads it once in the row form. The sign is
+        stored so that the vector is (y; x), one cat and no negation per call (negation is exact, so the
+        products and their sums are bitwise those of H y - B x)."""
+        return torch.cat([H, -B.transpose(-1, -2)], -2).contiguous()
 
     @staticmethod
     def _lower_grad(HB, x, y):
-        """H y - B x = ((y; -x)'[H; B'])' for HB = ``_stack_lower(H, B)``: one matrix read, one product."""
-        return QuadraticLowerLevel._mtv(HB, torch.cat([y, -x], -1))
+        """H y - B x = ((y; x)'[H; -B'])' for HB = ``_stack_lower(H, B)``: one matrix read, one product."""
+        return QuadraticLowerLevel._mtv(HB, torch.cat([y, x], -1))
 
     def _hvp(self, x, y, v):
         return self._smv(self.A, v)
@@ -223,6 +225,8 @@ class Quadratic(QuadraticLowerLevel, BilevelProblem):
 
     def _grad_x_f(self, x, y):
         t = x - self.x_opt
+        if self.nc == 0:  # the nonconvex term vanishes identically: skip its five dispatches
+            return self.lam * t
         return self.lam * t + self.nc * _bounded_prime(t)
 
     def _grad_y_f(self, x, y):

@@ -81,7 +81,7 @@ import math
 import torch
 
 from ._validate import check_int, check_real
-from .base import Constants, lemma2_L_phi, register
+from .base import Constants, MiniBatch, _Draw, lemma2_L_phi, register
 from .quadratic import _S_PRIME_MAX, Quadratic, _symmetric, random_orthogonal
 from .rng import Streams
 
@@ -196,6 +196,8 @@ class _FiniteSumLower(Quadratic):
     is the ``quadratic`` instance of the same seed. Subclasses supply the upper level F."""
 
     stochastic = True
+    #: the per-sample data of F, in the order of its row table (set by the subclasses)
+    _F_TABLE: tuple[str, ...] = ()
 
     def __init__(self, *, n_f=64, n_g=64, noise=1.0, **kwargs):
         self.n_f = check_int("n_f", n_f, minimum=1)
@@ -224,16 +226,26 @@ class _FiniteSumLower(Quadratic):
         per = [self._draw_instance(self.instance_generator(r), a, b, gam2) for r in range(self.R)]
         self._d64 = {key: torch.stack([p[key] for p in per]) for key in per[0]}
         for key, val in self._d64.items():
-            if key not in ("U", "V", "Xg", "Qg", "Eg"):
+            if key not in ("U", "V", "Xg", "Qg", "Eg", *self._F_TABLE):
                 setattr(self, key, self._t(val))
-        # One table of per-sample rows [x_i | q_i | eps_i]: grad_y G needs all three of a sample and gathers
-        # them with one index_select; Xg, Qg, Eg are views of it (no second copy). H0 y - B x is one product
-        # with [H0; B'] (``_stack_lower``).
-        self._XQE = self._t(torch.cat([self._d64[k] for k in ("Xg", "Qg", "Eg")], -1))
-        self.Xg, self.Qg, self.Eg = self._XQE.split([dy, dx, dy], -1)
-        self._H0B = self._stack_lower(self.H0, self.B)
+        # One table of per-sample rows [x_i | -q_i | eps_i] for G and one for F (``_F_TABLE``): a mini-batch
+        # gathers all its rows with one index_select (``minibatches``); Xg, Eg and the F factors are views
+        # (no second copy). q_i is stored negated so that x_i'y - q_i'x is one product with (y; x), as
+        # H0 y - B x is with [H0; -B'] (``_stack_lower``); negation is exact.
+        self._XQE = self._t(torch.cat([self._d64["Xg"], -self._d64["Qg"], self._d64["Eg"]], -1))
+        self.Xg, self._Qneg, self.Eg = self._XQE.split([dy, dx, dy], -1)
+        self._XQ = self._XQE[..., :dy + dx]  # [x_i | -q_i]: what a Jacobian-vector product reads
+        cols = [self._d64[k].unsqueeze(-1) if self._d64[k].dim() == 2 else self._d64[k] for k in self._F_TABLE]
+        self._Ftab = self._t(torch.cat(cols, -1))
+        views = self._Ftab.split([c.shape[-1] for c in cols], -1)
+        for key, view, col in zip(self._F_TABLE, views, cols):
+            setattr(self, key, view.squeeze(-1) if self._d64[key].dim() == 2 else view)
+        # [H0; -B'; -e'] read by (y; x; 1)' gives H0 y - B x - e in one product (``_grad_y_G``)
+        self._H0B = torch.cat([self._stack_lower(self.H0, self.B), -self.e.unsqueeze(1)], 1).contiguous()
         self._AB = self._stack_lower(self.A, self.B)  # the mean problem's (quadratic.py)
         self._ar = torch.arange(self.R, device=self.device).unsqueeze(1)
+        self._one = torch.ones(self.R, 1, dtype=self.dtype, device=self.device)
+        self._ones_rows: dict[int, torch.Tensor] = {}
 
     def _draw_instance(self, gen, a, b, gam2) -> dict[str, torch.Tensor]:
         """Data of one instance (float64 CPU). The first draws are those of quadratic.py, so the mean
@@ -298,11 +310,29 @@ class _FiniteSumLower(Quadratic):
         return idx.to(self.device)
 
     def _rows(self, T: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        """Per-sample factor rows T[r, idx[r, s]]: (R, n, d) -> (R, S, d) (one index_select: the
+        """Per-sample factor rows T[r, idx[r, s]]: (R, n, ...) -> (R, S, ...) (one index_select: the
         cheapest gather on CPU)."""
         R, n = T.shape[0], T.shape[1]
         flat = (self._ar * n + idx).reshape(-1) if R > 1 else idx.reshape(-1)
         return T.reshape(R * n, *T.shape[2:]).index_select(0, flat).reshape(*idx.shape, *T.shape[2:])
+
+    def minibatches(self, which: str, idx: torch.Tensor, sizes: list[int]) -> list[MiniBatch]:
+        """``MiniBatch`` objects for consecutive pieces of one draw: each table's rows are gathered with one
+        index_select for the whole draw when an oracle first reads them."""
+        return _Draw(idx, self._rows).split(sizes)
+
+    def _sample_rows(self, table: torch.Tensor, idx) -> torch.Tensor:
+        """Rows of a per-sample table for a batch: a MiniBatch's (gathered once per draw) or a gather."""
+        return idx.rows(table) if isinstance(idx, MiniBatch) else self._rows(table, idx)
+
+    def _ones_row(self, S: int) -> torch.Tensor:
+        """(R, 1, S) ones: a batch sum of rows as one bmm (a reduction over a strided slice costs ~2x a
+        bmm dispatch on the CPU)."""
+        out = self._ones_rows.get(S)
+        if out is None:
+            with torch.inference_mode(False):  # an ordinary tensor: the cache outlives an inference-mode step
+                out = self._ones_rows[S] = torch.ones(self.R, 1, S, dtype=self.dtype, device=self.device)
+        return out
 
     @staticmethod
     def _proj(rows: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -319,44 +349,53 @@ class _FiniteSumLower(Quadratic):
             return torch.bmm(coef.unsqueeze(1), rows).squeeze(1) / coef.shape[-1]
         return torch.matmul(coef.unsqueeze(-2), rows).squeeze(-2) / coef.shape[-1]
 
-    def _gather(self, idx: torch.Tensor):
-        """Rows x_i, q_i, eps_i of the batch idx from one gather; also returns [x_i | q_i] (for x_i'y -
-        q_i'x as one product with (y; -x))."""
-        dy, dx = self.dim_y, self.dim_x
-        rows = self._rows(self._XQE, idx)
-        return rows[..., :dy], rows[..., dy:dy + dx], rows[..., dy + dx:], rows[..., :dy + dx]
+    # The per-sample oracles below are the hot path of every stochastic optimizer (tens of calls per outer
+    # step, each on a (R, S, .) batch of rows). Vectors are kept as rows (R, 1, k) so that each product is
+    # one bmm, and the batch mean and its weight t/S ride in baddbmm's alpha: about eight dispatches a call
+    # instead of twenty (a dispatch costs 2-8 us on the CPU, the arithmetic of S = 64 rows of d = 100 ~1 us).
 
     # ------------------------------------------------------------------ G on a mini-batch
     def _G(self, x, y, idx):
         """Batch mean of G(x, y; zeta_i), i in idx (module docstring)."""
-        t = self.noise
-        X, Q, E, XQ = self._gather(idx)
-        r = self._proj(XQ, torch.cat([y, -x], -1))
+        t, dy, dx = self.noise, self.dim_y, self.dim_x
+        rows = self._sample_rows(self._XQE, idx)
+        r = self._proj(rows[..., :dy + dx], torch.cat([y, x], -1))  # x_i'y - q_i'x
         quad = 0.5 * (y * self._mv(self.H0, y)).sum(-1) - 0.5 * t * (x * self._mv(self.Gam, x)).sum(-1)
-        lin = (y * (self._mv(self.B, x) + self.e + t * E.mean(1))).sum(-1)
+        lin = (y * (self._mv(self.B, x) + self.e + t * rows[..., dy + dx:].mean(1))).sum(-1)
         return quad - lin + 0.5 * t * (r * r).mean(1)
 
     def _grad_y_G(self, x, y, idx):
-        t = self.noise
-        X, _, E, XQ = self._gather(idx)
-        r = self._proj(XQ, torch.cat([y, -x], -1))  # x_i'y - q_i'x
-        return self._lower_grad(self._H0B, x, y) - self.e + t * (self._bmean(r, X) - E.mean(1))
+        """H0 y - B x - e + t (1/S) sum_i [(x_i'y - q_i'x) x_i - eps_i]."""
+        t, dy, dx = self.noise, self.dim_y, self.dim_x
+        rows = self._sample_rows(self._XQE, idx)
+        S = rows.shape[1]
+        z = torch.cat([y, x, self._one], -1).unsqueeze(1)  # (R, 1, dy + dx + 1)
+        r = torch.bmm(z[..., :dy + dx], rows[..., :dy + dx].transpose(1, 2))  # x_i'y - q_i'x, (R, 1, S)
+        g = torch.baddbmm(torch.bmm(z, self._H0B), r, rows[..., :dy], alpha=t / S)
+        return torch.baddbmm(g, self._ones_row(S), rows[..., dy + dx:], alpha=-t / S).squeeze(1)
 
     def _grad_x_G(self, x, y, idx):
-        t = self.noise
-        _, Q, _, XQ = self._gather(idx)
-        r = self._proj(XQ, torch.cat([y, -x], -1))
-        return -t * self._mv(self.Gam, x) - self._mtv(self.B, y) - t * self._bmean(r, Q)
+        """-t Gam x - B'y - t (1/S) sum_i (x_i'y - q_i'x) q_i."""
+        t, dy, dx = self.noise, self.dim_y, self.dim_x
+        rows = self._sample_rows(self._XQE, idx)
+        r = self._proj(rows[..., :dy + dx], torch.cat([y, x], -1))
+        return -t * self._mv(self.Gam, x) - self._mtv(self.B, y) + t * self._bmean(r, rows[..., dy:dy + dx])
 
     def _hvp_G(self, x, y, v, idx):
         """Batch mean of grad_yy G v = H0 v + t x_i (x_i'v)."""
-        X = self._rows(self.Xg, idx)
-        return self._smv(self.H0, v) + self.noise * self._bmean(self._proj(X, v), X)
+        X = self._sample_rows(self.Xg, idx)
+        vr = v.unsqueeze(1)
+        w = torch.bmm(vr, X.transpose(1, 2))  # x_i'v, (R, 1, S)
+        return torch.baddbmm(torch.bmm(vr, self.H0), w, X, alpha=self.noise / w.shape[-1]).squeeze(1)
 
     def _jvp_G(self, x, y, v, idx):
         """Batch mean of grad_x grad_y G v = -B'v - t q_i (x_i'v)."""
-        X, Q, _, _ = self._gather(idx)
-        return -self._mtv(self.B, v) - self.noise * self._bmean(self._proj(X, v), Q)
+        dy, dx = self.dim_y, self.dim_x
+        rows = self._sample_rows(self._XQ, idx)
+        vr = v.unsqueeze(1)
+        w = torch.bmm(vr, rows[..., :dy].transpose(1, 2))  # x_i'v, (R, 1, S)
+        mBv = torch.bmm(vr, self._H0B[:, dy:dy + dx, :].transpose(1, 2))  # (-B'v)' from the stored -B'
+        return torch.baddbmm(mBv, w, rows[..., dy:dy + dx], alpha=self.noise / w.shape[-1]).squeeze(1)
 
     # ------------------------------------------------------------------ exact variances
     def grad_variance(self, which: str, x, y):
@@ -463,6 +502,8 @@ class StochasticQuadratic(_FiniteSumLower):
         self.noise_f = check_real("noise_f", noise if noise_f is None else noise_f, minimum=0.0, maximum=1.0)
         super().__init__(noise=noise, **kwargs)
 
+    _F_TABLE = ("Af", "Xif")  # rows [a_j | xi_j]
+
     def family_params(self):
         return {**super().family_params(), "noise_f": self.noise_f}
 
@@ -473,18 +514,26 @@ class StochasticQuadratic(_FiniteSumLower):
 
     def _F(self, x, y, idx):
         """Batch mean of F(x, y; xi_j) (module docstring)."""
-        tf, u = self.noise_f, y - self.c
-        p = self._proj(self._rows(self.Af, idx), u)
+        tf, u, dy = self.noise_f, y - self.c, self.dim_y
+        rows = self._sample_rows(self._Ftab, idx)
+        p = self._proj(rows[..., :dy], u)
         quad = 0.5 * self.w * ((1 - tf) * (u * u).sum(-1) + tf * (p * p).mean(1))
-        return quad + self._h(x) + tf * (self._rows(self.Xif, idx).mean(1) * (x - self.x_opt)).sum(-1)
+        return quad + self._h(x) + tf * (rows[..., dy:].mean(1) * (x - self.x_opt)).sum(-1)
 
     def _grad_y_F(self, x, y, idx):
-        tf, u = self.noise_f, y - self.c
-        Af = self._rows(self.Af, idx)
-        return self.w * ((1 - tf) * u + tf * self._bmean(self._proj(Af, u), Af))
+        """w [(1 - t_f) u + t_f (1/S) sum_j a_j (a_j'u)], u = y - c."""
+        tf, dy = self.noise_f, self.dim_y
+        Af = self._sample_rows(self._Ftab, idx)[..., :dy]
+        u = (y - self.c).unsqueeze(1)
+        p = torch.bmm(u, Af.transpose(1, 2))  # a_j'u, (R, 1, S)
+        return torch.baddbmm(u, p, Af, beta=self.w * (1 - tf), alpha=self.w * tf / p.shape[-1]).squeeze(1)
 
     def _grad_x_F(self, x, y, idx):
-        return self._grad_x_f(x, y) + self.noise_f * self._rows(self.Xif, idx).mean(1)
+        """grad h(x) + t_f (1/S) sum_j xi_j."""
+        Xi = self._sample_rows(self._Ftab, idx)[..., self.dim_y:]
+        S = Xi.shape[1]
+        return torch.baddbmm(self._grad_x_f(x, y).unsqueeze(1), self._ones_row(S), Xi,
+                             alpha=self.noise_f / S).squeeze(1)
 
     def _upper_constants(self, radius):
         """sigma2_f exact (trust region over ||y|| <= radius), per-sample L_f exact, M_f a bound."""
@@ -530,6 +579,8 @@ class StochasticLogistic(_FiniteSumLower):
         super().__init__(**kwargs)
         self.phi_star = None
 
+    _F_TABLE = ("Af", "bf")  # rows [a_j | b_j]
+
     def family_params(self):
         return {**super().family_params(), "label_noise": self.label_noise}
 
@@ -556,10 +607,12 @@ class StochasticLogistic(_FiniteSumLower):
         return self._logistic(y, self.Af, self.bf)[1]
 
     def _F(self, x, y, idx):
-        return self._logistic(y, self._rows(self.Af, idx), self._rows(self.bf, idx))[0] + self._h(x)
+        rows = self._sample_rows(self._Ftab, idx)
+        return self._logistic(y, rows[..., :-1], rows[..., -1])[0] + self._h(x)
 
     def _grad_y_F(self, x, y, idx):
-        return self._logistic(y, self._rows(self.Af, idx), self._rows(self.bf, idx))[1]
+        rows = self._sample_rows(self._Ftab, idx)
+        return self._logistic(y, rows[..., :-1], rows[..., -1])[1]
 
     def _grad_x_F(self, x, y, idx):
         return self._grad_x_f(x, y)

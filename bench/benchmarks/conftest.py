@@ -88,7 +88,7 @@ def make_context(name: str, problem, seed: int = 0, **params):
     x0 = torch.zeros(problem.R, problem.dim_x, dtype=problem.dtype, device=problem.device)
     y0 = torch.zeros(problem.R, problem.dim_y, dtype=problem.dtype, device=problem.device)
     ctx = Context(oracle=CountedOracle(problem), params=values, streams=as_streams(seed, problem.R, problem.device),
-                  x0=x0, y0=y0, steps=100)
+                  x0=x0, y0=y0, steps=100, inference=True)  # the driver's setting for the closed-form backend
     return algo, ctx, algo.init(ctx)
 
 

@@ -1,6 +1,6 @@
 """One outer iteration of every registered algorithm, and the peer benchmark's default configuration.
 
-``test_outer_iteration``: ``algo.step`` once (the driver's loop body, without its records) on a d = 256
+``test_outer_iteration``: ``algo.advance`` once (the driver's loop body, without its records) on a d = 256
 problem: ``quadratic`` for the deterministic algorithms, ``stochastic-quadratic`` (noise 1, n = 256) for
 the stochastic ones, ``meta-learning`` (its defaults) for the meta-learning ones; default parameters.
 
@@ -36,7 +36,7 @@ def _problem(problems, name):
 
 
 def _step(algo, ctx, state):
-    return lambda: algo.step(ctx, state, K)
+    return lambda: algo.advance(ctx, state, K)
 
 
 def _check(new, counts):

@@ -116,7 +116,7 @@ def test_oracle_backend(timed, benchmark, problems, backend, what):
     else:
         algo, ctx, state = make_context("aid-bio", problem)
         ctx.oracle = CountedOracle(problem, backend)
-        fn = lambda: algo.step(ctx, state, 0).x  # noqa: E731
+        fn = lambda: algo.advance(ctx, state, 0).x  # noqa: E731
         counts = counts_of(ctx.oracle, fn)[1]
     other = "autograd" if backend == "closed" else "closed"
     t_self, _ = time_call(fn, problem.device, warmup=1, repeat=5)
@@ -142,8 +142,8 @@ def test_cpu_vs_cuda(timed, benchmark, problems, device):
     benchmark.group = "device: AID-BiO step d=100"
     problem = problems("quadratic", dim_x=100, dim_y=100, device=device)
     algo, ctx, state = make_context("aid-bio", problem)
-    counts = counts_of(ctx.oracle, lambda: algo.step(ctx, state, 0))[1]
-    new = timed(lambda: algo.step(ctx, state, 0), problem.device, rounds=20, R=1, d=100, counts=counts)
+    counts = counts_of(ctx.oracle, lambda: algo.advance(ctx, state, 0))[1]
+    new = timed(lambda: algo.advance(ctx, state, 0), problem.device, rounds=20, R=1, d=100, counts=counts)
     assert bool(torch.isfinite(new.x).all())
 
 

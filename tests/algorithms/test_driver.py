@@ -209,3 +209,28 @@ def test_user_function_problem_runs():
         for mode in modes:
             t = al.run(name, p, 3, backend="autograd", **mode)
             assert t.diverged is None and torch.isfinite(t.x).all()
+
+
+# ---------------------------------------------------------------------- inference mode
+@pytest.mark.parametrize("backend", ["closed", "autograd"])
+def test_steps_run_in_inference_mode_only_with_closed_forms_and_results_are_ordinary(backend):
+    """The driver runs the closed-form backend's steps under torch.inference_mode (less dispatch work);
+    what it hands back must still be ordinary tensors that the caller may modify and differentiate."""
+    p = quad(batch=2)
+    seen = []
+    algo = al.get("aid-bio")
+
+    def spy(x, y):
+        seen.append(torch.is_inference_mode_enabled())
+        return {}
+    tr = al.run("aid-bio", p, 3, scorer=spy)  # the scorer runs between steps, outside the mode
+    assert seen and not any(seen)
+    assert not tr.x.is_inference() and not tr.x_last.is_inference()
+    tr.x_last.add_(1.0)  # in place: refused on an inference tensor outside inference mode
+    x = tr.x_last.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(p.phi(x).sum(), x)
+    assert torch.isfinite(g).all()
+    ctx = al.Context(oracle=al.CountedOracle(p, backend), params=tr.params, streams=None, x0=tr.x[0],
+                     y0=torch.zeros(2, p.dim_y, dtype=torch.float64), steps=1, inference=backend == "closed")
+    state = algo.advance(ctx, algo.init(ctx), 0)
+    assert state.x.is_inference() == (backend == "closed")

@@ -169,7 +169,7 @@ QUADRATIC_LOWER = [n for n in FAMILIES if isinstance(small(n), an.quadratic.Quad
 @pytest.mark.parametrize("name", QUADRATIC_LOWER)
 def test_quadratic_lower_levels_store_exactly_symmetric_hessians(name, batch):
     """The HVP reads A (and the stochastic families' H0) in row form, v'A (``QuadraticLowerLevel._smv``):
-    that is A v only if A equals A' exactly, so the check is bitwise. The stacked [A; B'] must hold A and B'
+    that is A v only if A equals A' exactly, so the check is bitwise. The stacked [A; -B'] must hold A and -B'
     bitwise too. The HVP itself then equals A v up to the round-off of a d-term dot product (d eps)."""
     p = small(name, batch=batch)
     for key in ("A", "H0"):
@@ -177,7 +177,7 @@ def test_quadratic_lower_levels_store_exactly_symmetric_hessians(name, batch):
             H = getattr(p, key)
             assert torch.equal(H, H.transpose(-1, -2)), (name, key)
     dy = p.dim_y
-    assert torch.equal(p._AB[..., :dy, :], p.A) and torch.equal(p._AB[..., dy:, :], p.B.transpose(-1, -2))
+    assert torch.equal(p._AB[..., :dy, :], p.A) and torch.equal(p._AB[..., dy:, :], -p.B.transpose(-1, -2))
     gen = torch.Generator().manual_seed(3)
     x, y = rand_xy(p, gen)
     v = torch.randn(p.R, dy, generator=gen, dtype=torch.float64)

@@ -333,6 +333,25 @@ def test_batched_instances_equal_unbatched_on_a_minibatch():
     assert p.constants.sigma2 == max(p.instance(r).constants.sigma2 for r in range(2))
 
 
+@pytest.mark.parametrize("name", FAMS)
+def test_minibatches_of_one_draw_equal_their_index_tensors(name):
+    """A MiniBatch reads its rows from one gather of the whole draw (per table, on first use); every
+    per-sample closed form must give on it exactly what it gives on the batch's index tensor: the same rows
+    enter the same products, so the check is bitwise."""
+    p = an.make_problem(name, batch=2, seed=5)
+    x, y, v = point(p, 5)
+    sizes = [3, 5, 4]
+    for which in ("f", "g"):
+        idx = p.sample(which, sum(sizes), Streams([3, 4]))
+        batches = p.minibatches(which, idx, sizes)
+        assert [tuple(b.shape) for b in batches] == [(2, s) for s in sizes]
+        for b, piece in zip(batches, idx.split(sizes, 1), strict=True):
+            assert torch.equal(b.idx, piece)
+            for method in METHODS:
+                if METHODS[method][0] == which:
+                    assert torch.equal(call(p, method, x, y, v, b), call(p, method, x, y, v, piece)), method
+
+
 # ------------------------------------------------------------------------------------ counted oracles
 @pytest.mark.parametrize("name", FAMS)
 def test_counted_oracles_count_batches_and_backends_agree(name):
