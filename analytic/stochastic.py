@@ -238,7 +238,7 @@ class _FiniteSumLower(Quadratic):
         cols = [self._d64[k].unsqueeze(-1) if self._d64[k].dim() == 2 else self._d64[k] for k in self._F_TABLE]
         self._Ftab = self._t(torch.cat(cols, -1))
         views = self._Ftab.split([c.shape[-1] for c in cols], -1)
-        for key, view, col in zip(self._F_TABLE, views, cols):
+        for key, view in zip(self._F_TABLE, views, strict=True):
             setattr(self, key, view.squeeze(-1) if self._d64[key].dim() == 2 else view)
         # [H0; -B'; -e'] read by (y; x; 1)' gives H0 y - B x - e in one product (``_grad_y_G``)
         self._H0B = torch.cat([self._stack_lower(self.H0, self.B), -self.e.unsqueeze(1)], 1).contiguous()
