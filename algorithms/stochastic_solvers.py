@@ -112,9 +112,9 @@ def hinv_horner(hvp: Callable, v: torch.Tensor, batches: Sequence[torch.Tensor],
 
 # ---------------------------------------------------------------------- BSA / TTSA estimator
 def draw_p(streams, b: int) -> torch.Tensor:
-    """p uniform on {0, ..., b-1}, one per instance: (R, 1) int64 (floor(b U), U uniform on [0, 1))."""
-    u = streams.uniform(1)
-    return torch.floor(u * b).to(torch.int64).clamp_max(b - 1)
+    """p uniform on {0, ..., b-1}, one per instance: (R, 1) int64 (floor(b U), U uniform on [0, 1), i.e.
+    ``Streams.integers(b, 1)``)."""
+    return streams.integers(b, 1).to(streams.device)
 
 
 def randomized_neumann(hvp: Callable, v: torch.Tensor, p: torch.Tensor, batches: Sequence[torch.Tensor],
