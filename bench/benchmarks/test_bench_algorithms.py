@@ -71,6 +71,6 @@ def test_peer_configuration(timed, benchmark, problems, name):
     _, counts = counts_of(ctx.oracle, _step(algo, ctx, state))
     # 10 inner SGD steps (1 for TTSA) and 10 Hessian batches of 64, one batch of 64 for grad F and JV
     assert counts["hv"] == 640 and counts["jv"] == 64 and counts["gc_g"] == (64 if name == "ttsa" else 640)
-    new = timed(_step(algo, ctx, state), problem.device, rounds=20, R=1, d=100, counts=counts,
+    new = timed(_step(algo, ctx, state), problem.device, rounds=200, R=1, d=100, counts=counts,
                 target_ms=target, peer_ms={"stocbio": 16.7, "bsa": 12.7, "ttsa": 12.9}[name])
     _check(new, counts)
