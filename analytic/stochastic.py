@@ -233,7 +233,7 @@ class _FiniteSumLower(Quadratic):
         # (no second copy). q_i is stored negated so that x_i'y - q_i'x is one product with (y; x), as
         # H0 y - B x is with [H0; -B'] (``_stack_lower``); negation is exact.
         self._XQE = self._t(torch.cat([self._d64["Xg"], -self._d64["Qg"], self._d64["Eg"]], -1))
-        self.Xg, self._Qneg, self.Eg = self._XQE.split([dy, dx, dy], -1)
+        self.Xg, _, self.Eg = self._XQE.split([dy, dx, dy], -1)
         self._XQ = self._XQE[..., :dy + dx]  # [x_i | -q_i]: what a Jacobian-vector product reads
         cols = [self._d64[k].unsqueeze(-1) if self._d64[k].dim() == 2 else self._d64[k] for k in self._F_TABLE]
         self._Ftab = self._t(torch.cat(cols, -1))
