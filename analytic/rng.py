@@ -121,10 +121,14 @@ class Streams:
         uint32 NumPy array on the CPU, int64 tensor on another device."""
         draw = [_hash32_int(self.counter + j) for j in range(draws)]
         self.counter += draws
-        if self._numpy and draws * len(self._seeds_int) * n <= _FEW:
-            return np.array(self._bits_few(draw, n), dtype=np.uint32)
         if self._numpy:
-            key = _hash32_np(self._seeds32[None, :] + np.array(draw, dtype=np.uint32)[:, None])
+            R = len(self._seeds_int)
+            if draws * R * n <= _FEW:
+                return np.array(self._bits_few(draw, n), dtype=np.uint32)
+            if draws * R <= _FEW:  # the per-instance keys in Python integers, the positions in NumPy
+                key = np.array([[_hash32_int(s + d) for s in self._seeds_int] for d in draw], dtype=np.uint32)
+            else:
+                key = _hash32_np(self._seeds32[None, :] + np.array(draw, dtype=np.uint32)[:, None])
             return _hash32_np(key[:, :, None] ^ self._pos_hash(n))
         d = torch.tensor(draw, dtype=torch.int64).to(self.device)
         key = _hash32(self.seeds.unsqueeze(0) * _GOLD + d.unsqueeze(1))

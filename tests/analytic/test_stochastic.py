@@ -318,6 +318,27 @@ def test_batched_streams_equal_single_streams():
         assert len(set(idx[r].tolist())) == p.n_f
 
 
+@pytest.mark.parametrize("R, n", [(1, 1), (2, 3), (1, 40), (9, 1), (3, 64)])
+def test_the_three_hash_paths_draw_the_same_integers(R, n, monkeypatch):
+    """A draw hashes in Python integers (a handful of numbers), in NumPy uint32 (CPU) or in torch int64
+    (other devices, run here on the CPU): the three must give the same bits, so that a seed draws the same
+    numbers on every device and at every size."""
+    import bilevelbench.analytic.rng as rng
+    seeds = [0, 7, 2**32 + 3, 2**40 + 11, 5, 6, 9, 1, 12][:R]
+
+    def bits(force):
+        s = Streams(seeds)
+        s.counter = 12345
+        if force == "torch":
+            s._numpy = False
+        return torch.as_tensor(s._bits(n, 2)).to(torch.int64)
+    python = bits(None)
+    monkeypatch.setattr(rng, "_FEW", 0)
+    numpy = bits(None)
+    assert torch.equal(python, numpy) and torch.equal(numpy, bits("torch"))
+    assert python.shape == (2, R, n)
+
+
 def test_batched_instances_equal_unbatched_on_a_minibatch():
     p = an.make_problem("stochastic-logistic", batch=2, seed=3)
     x, y, v = point(p, 3)
