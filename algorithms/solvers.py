@@ -32,6 +32,8 @@ def cg(matvec, b, v0=None, steps: int = 10, tol: float | None = None):
     p = r.clone()
     rs = _dot(r, r)
     bnorm2 = _dot(b, b)
+    one = torch.ones_like(rs)
+    zero = torch.zeros_like(rs)
     it = 0
     for it in range(1, steps + 1):  # noqa: B007 (the count is returned)
         Hp = matvec(p)
@@ -39,14 +41,20 @@ def cg(matvec, b, v0=None, steps: int = 10, tol: float | None = None):
         active = rs > 0
         if tol is not None:
             active &= rs > (tol * tol) * bnorm2
-        one = torch.ones_like(rs)
-        alpha = torch.where(active, rs / torch.where(active, pHp, one), torch.zeros_like(rs))
+        # Without tol an inactive instance has rs = 0 exactly, so alpha = 0/1 = 0, r stays, rs_new = 0 and
+        # beta = 0/1 = 0: the masks on alpha, beta and rs are needed only with tol (fewer dispatches per step).
+        alpha = rs / torch.where(active, pHp, one)
+        if tol is not None:
+            alpha = torch.where(active, alpha, zero)
         v = v + alpha * p
         r = r - alpha * Hp
         rs_new = _dot(r, r)
-        beta = torch.where(active, rs_new / torch.where(active, rs, one), torch.zeros_like(rs))
+        beta = rs_new / torch.where(active, rs, one)
+        if tol is not None:
+            beta = torch.where(active, beta, zero)
+            rs_new = torch.where(active, rs_new, rs)
         p = r + beta * p
-        rs = torch.where(active, rs_new, rs)
+        rs = rs_new
         if tol is not None and not bool(((rs > (tol * tol) * bnorm2) & (rs > 0)).any()):
             break
     return v, it
