@@ -143,7 +143,7 @@ def test_cpu_vs_cuda(timed, benchmark, problems, device):
     problem = problems("quadratic", dim_x=100, dim_y=100, device=device)
     algo, ctx, state = make_context("aid-bio", problem)
     counts = counts_of(ctx.oracle, lambda: algo.advance(ctx, state, 0))[1]
-    new = timed(lambda: algo.advance(ctx, state, 0), problem.device, rounds=20, R=1, d=100, counts=counts)
+    new = timed(lambda: algo.advance(ctx, state, 0), problem.device, rounds=200, R=1, d=100, counts=counts)
     assert bool(torch.isfinite(new.x).all())
 
 
