@@ -33,7 +33,7 @@ def cg(matvec, b, v0=None, steps: int = 10, tol: float | None = None):
     rs = _dot(r, r)
     bnorm2 = _dot(b, b)
     one = torch.ones_like(rs)
-    zero = torch.zeros_like(rs)
+    zero = torch.zeros_like(rs) if tol is not None else None
     it = 0
     for it in range(1, steps + 1):  # noqa: B007 (the count is returned)
         Hp = matvec(p)

@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from ..analytic.base import split_draw
+
 __all__ = ["decaying_batches", "equal_batches", "draw_batches", "vq_recursion", "hinv_horner",
            "randomized_neumann", "draw_p", "stochastic_fixed_point", "step_size_policy",
            "check_neumann_step"]
@@ -61,14 +63,11 @@ def draw_batches(oracle, which: str, sizes: Sequence[int], streams, replace: boo
     sizes = [int(s) for s in sizes]
     if not sizes:
         return []
-    split = getattr(oracle, "minibatches", None) or _split
+    split = getattr(oracle, "minibatches", None) or (lambda which, idx, sizes: split_draw(idx, sizes))
     if replace:
         return split(which, oracle.sample(which, sum(sizes), streams, replace=True), sizes)
     return [split(which, oracle.sample(which, s, streams, replace=False), [s])[0] for s in sizes]
 
-
-def _split(which: str, idx: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
-    return list(torch.split(idx, sizes, dim=1))
 
 
 def check_neumann_step(eta: float, L: float, name: str = "eta"):
@@ -114,7 +113,7 @@ def hinv_horner(hvp: Callable, v: torch.Tensor, batches: Sequence[torch.Tensor],
 def draw_p(streams, b: int) -> torch.Tensor:
     """p uniform on {0, ..., b-1}, one per instance: (R, 1) int64 (floor(b U), U uniform on [0, 1), i.e.
     ``Streams.integers(b, 1)``)."""
-    return streams.integers(b, 1).to(streams.device)
+    return streams.integers(b, 1)
 
 
 def randomized_neumann(hvp: Callable, v: torch.Tensor, p: torch.Tensor, batches: Sequence[torch.Tensor],

@@ -115,6 +115,11 @@ def register(cls):
     return cls
 
 
+def split_draw(idx: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:
+    """Consecutive index tensors (R, size) of one draw idx (R, sum(sizes)): mini-batches as plain indices."""
+    return list(torch.split(idx, sizes, dim=1))
+
+
 class MiniBatch:
     """A drawn mini-batch: columns lo..hi-1 of one draw of sample indices (R, total), whose rows of a
     problem's per-sample tables are gathered once for the whole draw, on first use
@@ -238,7 +243,7 @@ class BilevelProblem:
         """Consecutive mini-batches of the sizes ``sizes`` out of one draw ``idx`` (R, sum(sizes)) for F
         (``'f'``) or G (``'g'``): index tensors (R, size) here; finite-sum families return ``MiniBatch``
         objects whose rows are gathered once for the whole draw."""
-        return list(torch.split(idx, sizes, dim=1))
+        return split_draw(idx, sizes)
 
     def _t(self, tensor: torch.Tensor) -> torch.Tensor:
         """Move CPU float64 data to the problem's dtype and device."""
