@@ -111,7 +111,12 @@ class Context:
 
 @dataclass(frozen=True)
 class Algorithm:
-    """A registered optimizer: metadata, parameters, theory presets and its update rule."""
+    """A registered optimizer: metadata, parameters, theory presets and its update rule.
+
+    ``init(ctx)`` returns the state, ``step(ctx, state, k)`` the next one: any object with ``x`` (R, dim_x)
+    and optionally ``y`` (R, dim_y), ``estimate`` (the hypergradient estimate that moved x) and
+    ``count_credit`` (kind -> (R,) cumulative counts the batch executed beyond each instance's own run,
+    for methods whose instances draw different amounts of work; ``Trace.per_instance``)."""
 
     name: str
     paper: str
@@ -181,8 +186,10 @@ class Trace:
     (n, R, dim_x): at record i the estimate of step iterations[i] - 1, the one that moved the iterate to
     x_{iterations[i]} (NaN at record 0); ``counts`` per type
     (n,) cumulative oracle counts before step k (Gc(f), Gc(g), JV, HV, MV, samples) per instance;
-    ``time`` (n,) wall seconds before step k (scoring excluded); ``metrics`` name -> (n, R) from the
-    scorer; ``diverged_at`` (R,) first k with a non-finite state per instance (-1: never) and
+    ``time`` (n,) wall seconds before step k (scoring excluded); ``credits`` kind -> (n, R): the part of
+    those counts that instance r's own run of the paper's method would not have spent (see
+    ``per_instance``; empty for methods whose instances all spend the same); ``metrics`` name -> (n, R) from
+    the scorer; ``diverged_at`` (R,) first k with a non-finite state per instance (-1: never) and
     ``diverged`` the first such k over instances or None; ``outside_theory`` messages for parameters outside
     the range a preset's theorem requires.
     """
@@ -202,6 +209,7 @@ class Trace:
     y_last: torch.Tensor | None
     #: the algorithm's last state (its tensors may be inference tensors: read-only outside inference mode)
     state_last: Any = None
+    credits: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def diverged(self) -> int | None:
@@ -209,8 +217,18 @@ class Trace:
         return None if d.numel() == 0 else int(d.min())
 
     def count(self, kind: str) -> torch.Tensor:
-        """Cumulative counts of ``kind`` ('gc_f', 'gc_g', 'jv', 'hv', 'mv', 'samples_f', 'samples_g')."""
+        """Cumulative counts of ``kind`` ('gc_f', 'gc_g', 'jv', 'hv', 'mv', 'samples_f', 'samples_g'): what
+        the lockstep batch executed, the same for every instance."""
         return torch.tensor(self.counts[kind], dtype=torch.float64)
+
+    def per_instance(self, kind: str) -> torch.Tensor:
+        """(n, R) cumulative counts of ``kind`` that each instance's own run of the paper's method spends:
+        ``count(kind)`` less the instance's credit. They differ where instances draw different amounts of
+        work and the batch executes the most any of them needs (BSA's and TTSA's randomized Neumann
+        length p); they are the counts to compare with a paper's complexity."""
+        executed = self.count(kind)[:, None].expand(len(self.iterations), self.diverged_at.shape[0])
+        credit = self.credits.get(kind)
+        return executed.clone() if credit is None else executed - credit.to(torch.float64)
 
 
 def resolve_params(algo: Algorithm, problem, preset: str | None, params: Mapping[str, Any]) -> dict:
@@ -240,6 +258,17 @@ def _batched(problem, t: torch.Tensor | None, dim: int, name: str) -> torch.Tens
 def _snapshot(counts: Counts, out: dict[str, list[int]]):
     for k, v in counts.as_dict().items():
         out.setdefault(k, []).append(v)
+
+
+def _snapshot_credit(state, n_before: int, out: dict[str, list]):
+    """Append the state's ``count_credit`` (kind -> (R,) cumulative counts the batch executed beyond what
+    the instance's own run needs) to ``out``; a kind first seen now gets zero credit at the earlier records."""
+    credit = getattr(state, "count_credit", None) or {}
+    for k, v in credit.items():
+        out.setdefault(k, [torch.zeros_like(v)] * n_before).append(v.detach().clone())
+    for k, v in out.items():
+        if k not in credit:
+            v.append(torch.zeros_like(v[-1]))
 
 
 def _freeze(state, prev, bad: torch.Tensor):
@@ -299,7 +328,7 @@ def run(name: str, problem, steps: int, x0=None, preset: str | None = None, gene
     state = algo.init(ctx)
     R = problem.R
     diverged_at = torch.full((R,), -1, dtype=torch.int64)
-    iters, times, counts = [], [], {}
+    iters, times, counts, credits = [], [], {}, {}
     xs, ys, ests, metrics = [], [], [], {}
     # The clock runs between records only: the device is synchronised when a record starts (so the time
     # covers the finished work) and again after scoring (so the scorer's work is excluded); no
@@ -311,6 +340,7 @@ def run(name: str, problem, steps: int, x0=None, preset: str | None = None, gene
         now = time.perf_counter()
         if k > 0:
             clock["elapsed"] += now - clock["resumed"]
+        _snapshot_credit(state, len(iters), credits)
         iters.append(k)
         times.append(clock["elapsed"])
         _snapshot(ctx.oracle.counts, counts)
@@ -352,7 +382,7 @@ def run(name: str, problem, steps: int, x0=None, preset: str | None = None, gene
                  metrics={k: torch.stack(v).to("cpu", torch.float64) for k, v in metrics.items()},
                  diverged_at=diverged_at,
                  outside_theory=outside, x_last=_plain(state.x), y_last=_plain(getattr(state, "y", None)),
-                 state_last=state)
+                 state_last=state, credits={k: torch.stack(v).cpu() for k, v in credits.items()})
 
 
 def _plain(t):

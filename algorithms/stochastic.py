@@ -12,8 +12,11 @@ stocBiO (ICML 2021 Alg. 2 + 3 / arXiv Alg. 2 + 3 with eq. 5):
   est = grad_x F(x_k, y^N; D_F) - grad_x grad_y G(x_k, y^N; D_G) v_Q (eq. 6 / eq. 3)  HV += sum|B_j|, JV += D_g
   samples_f += D_f, samples_g += N S + sum_j |B_j| + D_g.
 BSA (Ghadimi and Wang 2018, Alg. 2 + 3): N_k SGD steps with decreasing steps, then the randomized
-  Neumann estimate with b terms:  Gc(g) += N_k S, Gc(f) += 2 D_f, HV += (b-1) B (executed, see
-  ``randomized_neumann``; the paper's count p B is kept per instance in ``state.neumann_hv``), JV += D_g.
+  Neumann estimate with b terms: Gc(g) += N_k S, Gc(f) += 2 D_f, JV += D_g, HV += m B, samples_g +=
+  N_k S + (b-1) B + D_g, where p_r is instance r's Neumann length and m = max_r p_r the factors the batch
+  applies (b-1 on a GPU, see ``neumann_factors``); the paper's method spends p_r B Hessian samples, so
+  ``state.count_credit`` keeps per instance the rest, (m - p_r) B of HV (and MV) and (b-1-p_r) B of
+  samples_g: ``Trace.per_instance`` gives each instance's own counts.
 TTSA (Hong, Wai, Wang, Yang 2020): one SGD step on y, then the same estimate at (x_k, y_{k+1}).
 Meta-learning (ICML 2021 Thm 4, arXiv Thm 3): a task batch of |B| tasks per outer step; ITD-BiO or AID-BiO
   on the mini-batch functions L_S(.; B), L_D(.; B): every oracle call costs |B|.
@@ -37,6 +40,7 @@ from .stochastic_solvers import (
     draw_p,
     equal_batches,
     hinv_horner,
+    neumann_factors,
     randomized_neumann,
     vq_recursion,
 )
@@ -50,8 +54,9 @@ class StochState:
     x: torch.Tensor
     y: torch.Tensor
     estimate: torch.Tensor | None = None
-    #: (R,) cumulative HV samples each instance's randomized Neumann product used (BSA/TTSA: p B per step)
-    neumann_hv: torch.Tensor | None = None
+    #: kind -> (R,) cumulative counts the lockstep batch spent beyond each instance's own run (BSA/TTSA:
+    #: the Hessian factors and samples past the instance's Neumann length p; ``Trace.per_instance``)
+    count_credit: dict[str, torch.Tensor] | None = None
 
 
 # ---------------------------------------------------------------------- validation
@@ -128,26 +133,37 @@ def neumann_terms(params, K: int) -> int:
 
 def randomized_estimate(oracle, streams, x, y, params, b: int):
     """grad_x F(D_f) - grad_x grad_y G(D_g) [b eta prod_{i=1}^{p} (I - eta H_{B_i})] grad_y F(D_f), p
-    uniform on {0..b-1} (Ghadimi and Wang 2018 Alg. 3; Hong et al. 2020 eq. for h_f). Returns
-    (estimate, p (R, 1))."""
+    uniform on {0..b-1} (Ghadimi and Wang 2018 Alg. 3; Hong et al. 2020 eq. for h_f). All b-1 Hessian
+    batches are drawn (the draw's numbers do not depend on p); m = ``neumann_factors(p, b)`` of them are
+    applied. Returns (estimate, p (R, 1), m)."""
     replace = params["replace"]
     (idx_f,) = draw_batches(oracle, "f", [params["D_f"]], streams, replace)
     gy = oracle.grad_y_f(x, y, idx_f)
     gx = oracle.grad_x_f(x, y, idx_f)
     p = draw_p(streams, b)
     batches = draw_batches(oracle, "g", [params["B"]] * (b - 1), streams, replace)
-    v = randomized_neumann(lambda u, idx: oracle.hvp(x, y, u, idx), gy, p, batches, params["eta"])
+    m = neumann_factors(p, b)
+    v = randomized_neumann(lambda u, idx: oracle.hvp(x, y, u, idx), gy, p, batches, params["eta"], m)
     (idx_g,) = draw_batches(oracle, "g", [params["D_g"]], streams, replace)
-    return gx - oracle.jvp(x, y, v, idx_g), p
+    return gx - oracle.jvp(x, y, v, idx_g), p, m
 
 
-def _neumann_init(ctx, name: str, **batches):
+def neumann_credit(credit: dict, p: torch.Tensor, m: int, b: int, B: int) -> dict:
+    """``credit`` plus one randomized Neumann estimate's: instance r's own run applies p_r factors of B
+    samples, the batch applied m and drew b-1 (module docstring)."""
+    p = p.squeeze(-1)
+    hv = (m - p) * B
+    return {"hv": credit["hv"] + hv, "mv": credit["mv"] + hv, "samples_g": credit["samples_g"] + (b - 1 - p) * B}
+
+
+def _neumann_init(ctx, name: str, credit: bool = False, **batches):
     problem, p = ctx.oracle.problem, ctx.params
     require_stochastic(problem, name)
     check_neumann_step(p["eta"], _L(problem))
     check_batch_sizes(problem, p["replace"], **batches)
+    zero = torch.zeros(ctx.R, dtype=torch.int64, device=ctx.x0.device)
     return StochState(x=ctx.x0.clone(), y=ctx.y0.clone(),
-                      neumann_hv=torch.zeros(ctx.R, dtype=torch.int64, device=ctx.x0.device))
+                      count_credit={"hv": zero, "mv": zero, "samples_g": zero} if credit else None)
 
 
 # ---------------------------------------------------------------------- stocBiO
@@ -164,7 +180,7 @@ def _stocbio_step(ctx, s: StochState, k: int) -> StochState:
     y = s.y if p["warm_y"] else ctx.y0
     y = inner_sgd(o, ctx.streams, s.x, y, p["N"], p["alpha"], p["S"], p["replace"])
     est = stocbio_estimate(o, ctx.streams, s.x, y, p)
-    return StochState(x=s.x - p["beta"] * est, y=y, estimate=est, neumann_hv=s.neumann_hv)
+    return StochState(x=s.x - p["beta"] * est, y=y, estimate=est, count_credit=s.count_credit)
 
 
 _INT0 = dict(kind=int, minimum=0, strict=False)
@@ -212,7 +228,7 @@ def _horizon(ctx) -> int:
 
 def _bsa_init(ctx):
     p = ctx.params
-    return _neumann_init(ctx, "bsa", S=("g", p["S"]), D_f=("f", p["D_f"]), D_g=("g", p["D_g"]),
+    return _neumann_init(ctx, "bsa", credit=True, S=("g", p["S"]), D_f=("f", p["D_f"]), D_g=("g", p["D_g"]),
                          B=("g", p["B"]))
 
 
@@ -224,9 +240,9 @@ def _bsa_step(ctx, s: StochState, k: int) -> StochState:
     y = s.y if p["warm_y"] else ctx.y0
     y = inner_sgd(o, ctx.streams, s.x, y, N, lambda t: a * g / (g + t), p["S"], p["replace"])
     b = neumann_terms(p, K)
-    est, pp = randomized_estimate(o, ctx.streams, s.x, y, p, b)
+    est, pp, m = randomized_estimate(o, ctx.streams, s.x, y, p, b)
     x = s.x - p["beta"] / math.sqrt(K) * est
-    return StochState(x=x, y=y, estimate=est, neumann_hv=s.neumann_hv + pp.squeeze(-1) * p["B"])
+    return StochState(x=x, y=y, estimate=est, count_credit=neumann_credit(s.count_credit, pp, m, b, p["B"]))
 
 
 _NEUMANN_COMMON = {
@@ -265,9 +281,9 @@ def _ttsa_step(ctx, s: StochState, k: int) -> StochState:
     K = _horizon(ctx)
     y = inner_sgd(o, ctx.streams, s.x, s.y, 1, p["alpha"] * K ** (-p["exp_y"]), p["S"], p["replace"])
     b = neumann_terms(p, K)
-    est, pp = randomized_estimate(o, ctx.streams, s.x, y, p, b)
+    est, pp, m = randomized_estimate(o, ctx.streams, s.x, y, p, b)
     x = s.x - p["beta"] * K ** (-p["exp_x"]) * est
-    return StochState(x=x, y=y, estimate=est, neumann_hv=s.neumann_hv + pp.squeeze(-1) * p["B"])
+    return StochState(x=x, y=y, estimate=est, count_credit=neumann_credit(s.count_credit, pp, m, b, p["B"]))
 
 
 register(Algorithm(

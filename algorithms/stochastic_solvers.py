@@ -22,7 +22,7 @@ import torch
 from ..analytic.base import split_draw
 
 __all__ = ["decaying_batches", "equal_batches", "draw_batches", "vq_recursion", "hinv_horner",
-           "randomized_neumann", "draw_p", "stochastic_fixed_point", "step_size_policy",
+           "randomized_neumann", "neumann_factors", "draw_p", "stochastic_fixed_point", "step_size_policy",
            "check_neumann_step"]
 
 
@@ -117,22 +117,32 @@ def draw_p(streams, b: int) -> torch.Tensor:
 
 
 def randomized_neumann(hvp: Callable, v: torch.Tensor, p: torch.Tensor, batches: Sequence[torch.Tensor],
-                       eta: float) -> torch.Tensor:
+                       eta: float, factors: int | None = None) -> torch.Tensor:
     """Ghadimi and Wang 2018 Alg. 3 (also Hong et al. 2020, TTSA): b eta prod_{i=1}^{p} (I - eta H_{B_i}) v
     with b = len(batches) + 1 and p (R, 1) uniform on {0, ..., b-1}.
 
     E over p: b eta (1/b) sum_{p=0}^{b-1} (I - eta H)^p v = eta sum_{q=0}^{b-1} (I - eta H)^q v, the
     truncated series of b terms (Ghadimi and Wang take eta = 1/L_g). Instances draw different p; the
-    batched computation applies all b-1 factors, factor i with the step eta [i <= p]: an instance whose
-    product has ended steps by 0, u - 0 (H u) = u exactly (the compute is the worst case b-1 HV batches for
-    every instance). The steps of all factors are formed at once: one dispatch instead of a mask per factor.
+    batched computation applies factors 1..``factors`` (at least max p; default b-1), factor i with the step
+    eta [i <= p]: an instance whose product has ended steps by 0, u - 0 (H u) = u exactly, so the result
+    does not depend on ``factors`` (the compute, ``factors`` HV batches, is the most any instance needs).
+    The steps of all factors are formed at once: one dispatch instead of a mask per factor.
     """
     b = len(batches) + 1
+    factors = b - 1 if factors is None else factors
+    if not 0 <= factors <= b - 1:
+        raise ValueError(f"factors must be in [0, b-1] = [0, {b - 1}], got {factors}")
     u = v
     steps = eta * (p >= torch.arange(1, b, device=p.device)).to(v.dtype)  # (R, b-1)
-    for i in range(1, b):
+    for i in range(1, factors + 1):
         u = u - steps[:, i - 1:i] * hvp(u, batches[i - 1])
     return (b * eta) * u
+
+
+def neumann_factors(p: torch.Tensor, b: int) -> int:
+    """How many factors the batch must apply: max p where p is on the CPU (free to read), else b-1 (reading
+    a GPU tensor would synchronise the device once per step)."""
+    return int(p.max()) if p.device.type == "cpu" and p.numel() else b - 1
 
 
 # ---------------------------------------------------------------------- SID paper, section 4

@@ -52,6 +52,7 @@ def complexity_to_eps(trace: al.Trace, eps: float) -> list[dict]:
     g = trace.metrics["grad_phi_sq"].numpy()  # (n, R)
     n, R = g.shape
     avg = np.cumsum(g, axis=0) / np.arange(1, n + 1)[:, None]
+    counts = {kind: trace.per_instance(kind).numpy() for kind in COUNT_KINDS}  # each instance's own run
     out = []
     for r in range(R):
         hit = np.flatnonzero(avg[:, r] <= eps)
@@ -60,7 +61,7 @@ def complexity_to_eps(trace: al.Trace, eps: float) -> list[dict]:
                "last_grad_phi_sq": float(g[-1, r]), "avg_grad_phi_sq": float(avg[-1, r]),
                "diverged_at": int(trace.diverged_at[r])}
         for kind in COUNT_KINDS:
-            row[kind] = float(trace.counts[kind][K - 1]) if K > 0 else math.nan
+            row[kind] = float(counts[kind][K - 1, r]) if K > 0 else math.nan
         out.append(row)
     return out
 

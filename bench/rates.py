@@ -99,7 +99,8 @@ def _measure(key: dict, env, seed: int) -> list[dict]:
     S = np.cumsum(g, axis=0)
     Ks = np.arange(1, g.shape[0] + 1)[:, None]
     steps_run = trace.iterations[-1]
-    per_step = {k: (trace.counts[k][-1] - trace.counts[k][0]) / max(steps_run, 1) for k in COUNT_KINDS}
+    own = {k: trace.per_instance(k).numpy() for k in COUNT_KINDS}  # (n, R): each instance's own counts
+    per_step = {k: (c[-1] - c[0]) / max(steps_run, 1) for k, c in own.items()}
     c = problem.constants
     for r, row in enumerate(rows):
         row.update({
@@ -111,7 +112,7 @@ def _measure(key: dict, env, seed: int) -> list[dict]:
             # max_K (S_K - 2 eps K / 3): the ICML Thm 2 / arXiv Thm 1 right-hand side's K-dependent part
             "cum_minus_2eps3": float(np.max(S[:, r] - 2 * eps * Ks[:, 0] / 3)),
             "outside_theory": "; ".join(trace.outside_theory),
-            **{f"per_step_{k}": v for k, v in per_step.items()},
+            **{f"per_step_{k}": float(v[r]) for k, v in per_step.items()},
         })
     return rows
 

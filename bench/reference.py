@@ -48,9 +48,10 @@ def measure(key: dict, env, seed: int) -> list[dict]:
         return [{**base, "instance": -1, "k": -1, "error": f"{type(exc).__name__}: {exc}"}]
     g = trace.metrics["grad_phi_sq"].numpy()
     rows = []
+    own = {c: trace.per_instance(c).numpy() for c in COUNT_KINDS}  # (n, R): each instance's own counts
     for i, k in enumerate(trace.iterations):
-        counts = {c: float(trace.counts[c][i]) for c in COUNT_KINDS}
         for r in range(problem.R):
+            counts = {c: float(own[c][i, r]) for c in COUNT_KINDS}
             rows.append({**base, "instance": r, "k": k, "grad_phi_sq": float(g[i, r]), **counts,
                          "time": float(trace.time[i]), "error": ""})
     return rows

@@ -8,9 +8,9 @@ the stochastic ones, ``meta-learning`` (its defaults) for the meta-learning ones
 10 inner steps, 10 Neumann steps), per outer iteration of stocBiO, BSA and TTSA (issue 8 targets on the
 2-core CPU: 1.7 ms, 1.3 ms, 1.3 ms, i.e. 10x faster than the peer's 16.7, 12.7, 12.9 ms). stocBiO:
 Q = 10 Hessian batches of 64 (B = 6.4 with mu -> 0 in the schedule, so ceil(B Q (1 - eta mu)^(j-1)) = 64);
-BSA: N = 10 SGD steps, b = 11 Neumann terms (10 Hessian batches of 64); TTSA: one SGD step, the same
-estimator. n_f = n_g = 128 samples (the cost of an iteration does not depend on n; building n = 1024
-costs seconds).
+BSA: N = 10 SGD steps, b = 11 Neumann terms (p uniform on {0..10} Hessian batches of 64: 5 on average over
+the rounds); TTSA: one SGD step, the same estimator. n_f = n_g = 128 samples (the cost of an iteration
+does not depend on n; building n = 1024 costs seconds).
 """
 
 from __future__ import annotations
@@ -69,8 +69,10 @@ def test_peer_configuration(timed, benchmark, problems, name):
     problem = problems("stochastic-quadratic", dim_x=100, dim_y=100, n_f=128, n_g=128)
     algo, ctx, state = make_context(name, problem, **params)
     _, counts = counts_of(ctx.oracle, _step(algo, ctx, state))
-    # 10 inner SGD steps (1 for TTSA) and 10 Hessian batches of 64, one batch of 64 for grad F and JV
-    assert counts["hv"] == 640 and counts["jv"] == 64 and counts["gc_g"] == (64 if name == "ttsa" else 640)
+    # 10 inner SGD steps (1 for TTSA), one batch of 64 for grad F and JV; 10 Hessian batches of 64 (stocBiO),
+    # p of them (BSA, TTSA: p uniform on {0..10}, so each round applies what the paper's method does)
+    hv_ok = counts["hv"] == 640 if name == "stocbio" else counts["hv"] % 64 == 0 and counts["hv"] <= 640
+    assert hv_ok and counts["jv"] == 64 and counts["gc_g"] == (64 if name == "ttsa" else 640)
     new = timed(_step(algo, ctx, state), problem.device, rounds=200, R=1, d=100, counts=counts,
                 target_ms=target, peer_ms={"stocbio": 16.7, "bsa": 12.7, "ttsa": 12.9}[name])
     _check(new, counts)

@@ -17,7 +17,7 @@ from statistics import NormalDist
 import pytest
 import torch
 
-from bilevelbench.algorithms import get, run
+from bilevelbench.algorithms import get, run, stochastic
 from bilevelbench.algorithms.base import resolve_params
 from bilevelbench.algorithms.deterministic import aid_estimate, inner_gd
 from bilevelbench.algorithms.oracle import CountedOracle
@@ -263,8 +263,10 @@ def test_first_step_estimate_is_unbiased_for_its_twin(cfg):
 
 
 # ====================================================================== counts
-def _per_step_counts(name, params, k, p):
-    """Closed forms of the counts of outer step k (module docstrings of stochastic.py / sid.py)."""
+def _per_step_counts(name, params, k, p, neumann_p=None):
+    """Closed forms of the counts of outer step k (module docstrings of stochastic.py / sid.py): what the
+    batch executes, and for BSA/TTSA each instance's own counts given its Neumann lengths ``neumann_p`` (R,)
+    (p_r B Hessian samples; the batch applies max_r p_r factors and draws all b - 1)."""
     P = dict(params)
     if name == "stocbio":
         hv = sum(stocbio_batch_sizes(P))
@@ -272,9 +274,10 @@ def _per_step_counts(name, params, k, p):
                     samples_g=P["N"] * P["S"] + hv + P["D_g"])
     if name in ("bsa", "ttsa"):
         N = math.ceil(math.sqrt(k + 1)) if name == "bsa" else 1
-        hv = (P["b"] - 1) * P["B"]
-        return dict(gc_g=N * P["S"], gc_f=2 * P["D_f"], hv=hv, jv=P["D_g"], samples_f=P["D_f"],
-                    samples_g=N * P["S"] + hv + P["D_g"])
+        executed = dict(gc_g=N * P["S"], gc_f=2 * P["D_f"], hv=max(neumann_p) * P["B"], jv=P["D_g"],
+                        samples_f=P["D_f"], samples_g=N * P["S"] + (P["b"] - 1) * P["B"] + P["D_g"])
+        own = [dict(executed, hv=q * P["B"], samples_g=N * P["S"] + q * P["B"] + P["D_g"]) for q in neumann_p]
+        return executed, own
     S = 1 if P["S"] is None else P["S"]
     drawn = 0 if P["S"] is None else S * (P["t"] + P["k"] + (P["jv"] == "sampled"))
     return dict(gc_g=P["t"] * S, gc_f=2, hv=P["k"] * S, jv=S if P["jv"] == "sampled" else 1, samples_f=0,
@@ -282,14 +285,29 @@ def _per_step_counts(name, params, k, p):
 
 
 @pytest.mark.parametrize("cfg", sorted(CONFIGS))
-def test_counts_per_outer_step_match_closed_form(cfg):
+def test_counts_per_outer_step_match_closed_form(cfg, monkeypatch):
+    """Executed counts per step, and (BSA/TTSA) each instance's own counts ``Trace.per_instance`` from the
+    Neumann lengths p the run drew (recorded by a spy on ``draw_p``). Every other method's instances spend
+    what the batch executes."""
     name, params = CONFIGS[cfg]
-    p = toy(batch=2)
+    drawn = []
+    real = stochastic.draw_p
+    monkeypatch.setattr(stochastic, "draw_p", lambda *a: drawn.append(real(*a)) or drawn[-1])
+    p = toy(batch=3)
     tr = run(name, p, 4, generator=5, **params)
     for k in range(4):
-        want = _per_step_counts(name, tr.params, k, p)
-        got = {key: tr.counts[key][k + 1] - tr.counts[key][k] for key in want}
-        assert got == want, (cfg, k, got, want)
+        got = {key: tr.counts[key][k + 1] - tr.counts[key][k] for key in tr.counts}
+        own = {key: (tr.per_instance(key)[k + 1] - tr.per_instance(key)[k]).tolist() for key in tr.counts}
+        if name in ("bsa", "ttsa"):
+            want, want_own = _per_step_counts(name, tr.params, k, p, drawn[k].squeeze(-1).tolist())
+            for r in range(3):
+                want_own[r]["mv"] = want_own[r]["hv"] + want_own[r]["jv"]
+                assert {key: v[r] for key, v in own.items()} == want_own[r], (cfg, k, r)
+        else:
+            want = _per_step_counts(name, tr.params, k, p)
+            assert all(v == [got[key]] * 3 for key, v in own.items()), (cfg, k, own)
+        assert {key: got[key] for key in want} == want, (cfg, k, got, want)
+        assert got["mv"] == got["hv"] + got["jv"]
 
 
 def test_stocbio_schedules():
@@ -320,7 +338,13 @@ def test_equal_seeds_give_bitwise_equal_traces_and_batched_equals_single(cfg):
         # run's resolved parameters (defaults such as mu depend on the constants of the whole batch)
         s = run(name, p.instance(r), 4, generator=11 + r, **a.params)
         assert torch.equal(s.x[:, 0], a.x[:, r]) and torch.equal(s.estimates[1:, 0], a.estimates[1:, r])
-        assert s.counts == a.counts
+        # each instance's own counts do not depend on the batch it ran in (the executed ones may: BSA/TTSA
+        # apply max_r p_r Neumann factors)
+        assert all(torch.equal(s.per_instance(k)[:, 0], a.per_instance(k)[:, r]) for k in a.counts), (cfg, r)
+        if name not in ("bsa", "ttsa"):
+            assert s.counts == a.counts
+        else:  # a single run applies exactly its own p factors (it draws all b - 1 batches)
+            assert all(torch.equal(s.per_instance(k)[:, 0], s.count(k)) for k in ("hv", "mv"))
 
 
 # ====================================================================== SID exactness

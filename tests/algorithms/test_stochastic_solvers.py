@@ -22,6 +22,7 @@ from bilevelbench.algorithms.stochastic_solvers import (
     draw_p,
     equal_batches,
     hinv_horner,
+    neumann_factors,
     randomized_neumann,
     step_size_policy,
     stochastic_fixed_point,
@@ -115,6 +116,31 @@ def test_randomized_neumann_mean_is_truncated_series():
     batches = draw_batches(FakeOracle(N_SAMPLES), "g", [1] * (b - 1), streams)
     est = randomized_neumann(make_hvp(H), v.expand(R, D), p, batches, eta)
     ci_check(est, expected_series(H, v, b, eta), wrong=expected_series(H, v, b + 1, eta))
+
+
+def test_randomized_neumann_applies_only_the_factors_some_instance_needs():
+    """Factors past every instance's p step by 0, so applying max p of them (``neumann_factors``) gives
+    bitwise the result of applying all b - 1; fewer than b - 1 calls of the HVP; factors outside [0, b-1]
+    are an error."""
+    H, v = family(2)
+    b, eta = 6, 0.45
+    for R_ in (1, 3):
+        streams = Streams(torch.arange(R_) + 7)
+        p = draw_p(streams, b)
+        batches = draw_batches(FakeOracle(N_SAMPLES), "g", [1] * (b - 1), streams)
+        calls = []
+
+        def hvp(u, idx, calls=calls):
+            calls.append(1)
+            return make_hvp(H)(u, idx)
+
+        full = randomized_neumann(make_hvp(H), v.expand(R_, D), p, batches, eta)
+        m = neumann_factors(p, b)
+        assert m == int(p.max())
+        assert torch.equal(randomized_neumann(hvp, v.expand(R_, D), p, batches, eta, m), full)
+        assert len(calls) == m
+    with pytest.raises(ValueError, match="factors"):
+        randomized_neumann(make_hvp(H), v.expand(1, D), p[:1], batches, eta, b)
 
 
 def test_draw_p_is_uniform():
