@@ -226,10 +226,13 @@ def _horizon(ctx) -> int:
     return max(1, ctx.params["horizon"] if ctx.params["horizon"] is not None else ctx.steps)
 
 
-def _bsa_init(ctx):
-    p = ctx.params
-    return _neumann_init(ctx, "bsa", credit=True, S=("g", p["S"]), D_f=("f", p["D_f"]), D_g=("g", p["D_g"]),
-                         B=("g", p["B"]))
+def _randomized_init(name: str):
+    """init of BSA / TTSA (``name`` for the error messages): zero count credit (module docstring)."""
+    def init(ctx):
+        p = ctx.params
+        return _neumann_init(ctx, name, credit=True, S=("g", p["S"]), D_f=("f", p["D_f"]), D_g=("g", p["D_g"]),
+                             B=("g", p["B"]))
+    return init
 
 
 def _bsa_step(ctx, s: StochState, k: int) -> StochState:
@@ -271,7 +274,7 @@ register(Algorithm(
         "N": Param(1, "inner steps when schedule='constant'", **_INT0),
         **_NEUMANN_COMMON,
     },
-    init=_bsa_init, step=_bsa_step, presets=sp.BSA_PRESETS, theory=sp.NEUMANN_CHECKS,
+    init=_randomized_init("bsa"), step=_bsa_step, presets=sp.BSA_PRESETS, theory=sp.NEUMANN_CHECKS,
 ))
 
 
@@ -302,7 +305,7 @@ register(Algorithm(
                        strict=False),
         **{k: v for k, v in _NEUMANN_COMMON.items() if k != "warm_y"},  # single loop: y carries over
     },
-    init=_bsa_init, step=_ttsa_step, presets=sp.TTSA_PRESETS, theory=sp.NEUMANN_CHECKS,
+    init=_randomized_init("ttsa"), step=_ttsa_step, presets=sp.TTSA_PRESETS, theory=sp.NEUMANN_CHECKS,
 ))
 
 
