@@ -3,7 +3,9 @@
 Counting follows Definition 2 of Ji, Yang, Liang (ICML 2021): Gc(f), Gc(g) count partial gradients
 (grad_x and grad_y each count one), JV counts grad_x grad_y g v, HV counts grad_yy g v; for the
 stochastic oracles every sample of a mini-batch counts (a batch of S samples costs S). Counts are per
-instance of the problem's batch dimension (all instances advance in lockstep). Samples drawn for F
+instance of the problem's batch dimension (all instances advance in lockstep, so these are what the batch
+executed; where instances need different amounts, BSA's and TTSA's Neumann length p, the algorithm's state
+credits the difference and ``Trace.per_instance`` gives each instance's own counts). Samples drawn for F
 and G are tallied separately in ``samples_f`` / ``samples_g`` (a sample used in several products is
 counted once per product in Gc/JV/HV, as the papers do, and once per draw in samples).
 
