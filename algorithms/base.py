@@ -225,10 +225,11 @@ class Trace:
         """(n, R) cumulative counts of ``kind`` that each instance's own run of the paper's method spends:
         ``count(kind)`` less the instance's credit. They differ where instances draw different amounts of
         work and the batch executes the most any of them needs (BSA's and TTSA's randomized Neumann
-        length p); they are the counts to compare with a paper's complexity."""
+        length p); they are the counts to compare with a paper's complexity. MV's credit is JV's plus HV's."""
         executed = self.count(kind)[:, None].expand(len(self.iterations), self.diverged_at.shape[0])
-        credit = self.credits.get(kind)
-        return executed.clone() if credit is None else executed - credit.to(torch.float64)
+        parts = ("jv", "hv") if kind == "mv" else (kind,)  # MV = JV + HV
+        credit = sum(self.credits[k].to(torch.float64) for k in parts if k in self.credits)
+        return executed - credit if torch.is_tensor(credit) else executed.clone()
 
 
 def resolve_params(algo: Algorithm, problem, preset: str | None, params: Mapping[str, Any]) -> dict:

@@ -15,8 +15,8 @@ BSA (Ghadimi and Wang 2018, Alg. 2 + 3): N_k SGD steps with decreasing steps, th
   Neumann estimate with b terms: Gc(g) += N_k S, Gc(f) += 2 D_f, JV += D_g, HV += m B, samples_g +=
   N_k S + (b-1) B + D_g, where p_r is instance r's Neumann length and m = max_r p_r the factors the batch
   applies (b-1 on a GPU, see ``neumann_factors``); the paper's method spends p_r B Hessian samples, so
-  ``state.count_credit`` keeps per instance the rest, (m - p_r) B of HV (and MV) and (b-1-p_r) B of
-  samples_g: ``Trace.per_instance`` gives each instance's own counts.
+  ``state.count_credit`` is per instance the rest, (m - p_r) B of HV (and MV) and (b-1-p_r) B of
+  samples_g (``NeumannTally``): ``Trace.per_instance`` gives each instance's own counts.
 TTSA (Hong, Wai, Wang, Yang 2020): one SGD step on y, then the same estimate at (x_k, y_{k+1}).
 Meta-learning (ICML 2021 Thm 4, arXiv Thm 3): a task batch of |B| tasks per outer step; ITD-BiO or AID-BiO
   on the mini-batch functions L_S(.; B), L_D(.; B): every oracle call costs |B|.
@@ -49,14 +49,39 @@ __all__ = ["StochState", "inner_sgd", "stocbio_batch_sizes", "stocbio_estimate",
            "randomized_estimate", "TaskBatchOracle", "require_stochastic", "check_batch_sizes"]
 
 
+@dataclass(frozen=True)
+class NeumannTally:
+    """Cumulative Hessian samples of BSA's/TTSA's randomized Neumann estimates: ``used`` (R,) sum_k p_r B
+    (each instance's own run), ``applied`` sum_k m B (the factors the batch applied), ``drawn`` sum_k (b-1) B.
+    One dispatch a step; the credit is formed only when the driver records it."""
+
+    used: torch.Tensor
+    applied: int = 0
+    drawn: int = 0
+
+    def add(self, p: torch.Tensor, m: int, b: int, B: int) -> NeumannTally:
+        return NeumannTally(torch.add(self.used, p.squeeze(-1), alpha=B), self.applied + m * B,
+                            self.drawn + (b - 1) * B)
+
+    def credit(self) -> dict[str, torch.Tensor]:
+        """What the batch spent beyond each instance's run: HV (m - p_r) B, samples_g (b - 1 - p_r) B summed
+        over the steps (MV follows HV: ``Trace.per_instance``)."""
+        return {"hv": self.applied - self.used, "samples_g": self.drawn - self.used}
+
+
 @dataclass
 class StochState:
     x: torch.Tensor
     y: torch.Tensor
     estimate: torch.Tensor | None = None
-    #: kind -> (R,) cumulative counts the lockstep batch spent beyond each instance's own run (BSA/TTSA:
-    #: the Hessian factors and samples past the instance's Neumann length p; ``Trace.per_instance``)
-    count_credit: dict[str, torch.Tensor] | None = None
+    #: BSA/TTSA: the Hessian samples of their randomized Neumann estimates (``count_credit``)
+    tally: NeumannTally | None = None
+
+    @property
+    def count_credit(self) -> dict[str, torch.Tensor] | None:
+        """kind -> (R,) cumulative counts the lockstep batch spent beyond each instance's own run (BSA/TTSA:
+        the Hessian factors and samples past the instance's Neumann length p; ``Trace.per_instance``)."""
+        return None if self.tally is None else self.tally.credit()
 
 
 # ---------------------------------------------------------------------- validation
@@ -148,22 +173,13 @@ def randomized_estimate(oracle, streams, x, y, params, b: int):
     return gx - oracle.jvp(x, y, v, idx_g), p, m
 
 
-def neumann_credit(credit: dict, p: torch.Tensor, m: int, b: int, B: int) -> dict:
-    """``credit`` plus one randomized Neumann estimate's: instance r's own run applies p_r factors of B
-    samples, the batch applied m and drew b-1 (module docstring)."""
-    p = p.squeeze(-1)
-    hv = (m - p) * B
-    return {"hv": credit["hv"] + hv, "mv": credit["mv"] + hv, "samples_g": credit["samples_g"] + (b - 1 - p) * B}
-
-
-def _neumann_init(ctx, name: str, credit: bool = False, **batches):
+def _neumann_init(ctx, name: str, tally: bool = False, **batches):
     problem, p = ctx.oracle.problem, ctx.params
     require_stochastic(problem, name)
     check_neumann_step(p["eta"], _L(problem))
     check_batch_sizes(problem, p["replace"], **batches)
     zero = torch.zeros(ctx.R, dtype=torch.int64, device=ctx.x0.device)
-    return StochState(x=ctx.x0.clone(), y=ctx.y0.clone(),
-                      count_credit={"hv": zero, "mv": zero, "samples_g": zero} if credit else None)
+    return StochState(x=ctx.x0.clone(), y=ctx.y0.clone(), tally=NeumannTally(zero) if tally else None)
 
 
 # ---------------------------------------------------------------------- stocBiO
@@ -180,7 +196,7 @@ def _stocbio_step(ctx, s: StochState, k: int) -> StochState:
     y = s.y if p["warm_y"] else ctx.y0
     y = inner_sgd(o, ctx.streams, s.x, y, p["N"], p["alpha"], p["S"], p["replace"])
     est = stocbio_estimate(o, ctx.streams, s.x, y, p)
-    return StochState(x=s.x - p["beta"] * est, y=y, estimate=est, count_credit=s.count_credit)
+    return StochState(x=s.x - p["beta"] * est, y=y, estimate=est, tally=s.tally)
 
 
 _INT0 = dict(kind=int, minimum=0, strict=False)
@@ -227,10 +243,10 @@ def _horizon(ctx) -> int:
 
 
 def _randomized_init(name: str):
-    """init of BSA / TTSA (``name`` for the error messages): zero count credit (module docstring)."""
+    """init of BSA / TTSA (``name`` for the error messages), with an empty ``NeumannTally``."""
     def init(ctx):
         p = ctx.params
-        return _neumann_init(ctx, name, credit=True, S=("g", p["S"]), D_f=("f", p["D_f"]), D_g=("g", p["D_g"]),
+        return _neumann_init(ctx, name, tally=True, S=("g", p["S"]), D_f=("f", p["D_f"]), D_g=("g", p["D_g"]),
                              B=("g", p["B"]))
     return init
 
@@ -245,7 +261,7 @@ def _bsa_step(ctx, s: StochState, k: int) -> StochState:
     b = neumann_terms(p, K)
     est, pp, m = randomized_estimate(o, ctx.streams, s.x, y, p, b)
     x = s.x - p["beta"] / math.sqrt(K) * est
-    return StochState(x=x, y=y, estimate=est, count_credit=neumann_credit(s.count_credit, pp, m, b, p["B"]))
+    return StochState(x=x, y=y, estimate=est, tally=s.tally.add(pp, m, b, p["B"]))
 
 
 _NEUMANN_COMMON = {
@@ -286,7 +302,7 @@ def _ttsa_step(ctx, s: StochState, k: int) -> StochState:
     b = neumann_terms(p, K)
     est, pp, m = randomized_estimate(o, ctx.streams, s.x, y, p, b)
     x = s.x - p["beta"] * K ** (-p["exp_x"]) * est
-    return StochState(x=x, y=y, estimate=est, count_credit=neumann_credit(s.count_credit, pp, m, b, p["B"]))
+    return StochState(x=x, y=y, estimate=est, tally=s.tally.add(pp, m, b, p["B"]))
 
 
 register(Algorithm(
