@@ -103,10 +103,18 @@ class Context:
     steps: int
     #: run the steps under ``torch.inference_mode`` (the driver sets it for the closed-form backend)
     inference: bool = False
+    #: component role -> implementation replacing the default (``algorithms.components``)
+    components: Mapping[str, Callable] = field(default_factory=dict)
 
     @property
     def R(self) -> int:
         return self.x0.shape[0]
+
+    def component(self, role: str) -> Callable:
+        """The implementation of component role ``role`` for this run (a plug-in's, or the default)."""
+        from .components import resolve
+
+        return resolve(role, self.components)
 
 
 @dataclass(frozen=True)
@@ -114,9 +122,11 @@ class Algorithm:
     """A registered optimizer: metadata, parameters, theory presets and its update rule.
 
     ``init(ctx)`` returns the state, ``step(ctx, state, k)`` the next one: any object with ``x`` (R, dim_x)
-    and optionally ``y`` (R, dim_y), ``estimate`` (the hypergradient estimate that moved x) and
-    ``count_credit`` (kind -> (R,) cumulative counts the batch executed beyond each instance's own run,
-    for methods whose instances draw different amounts of work; ``Trace.per_instance``)."""
+    and optionally ``y`` (R, dim_y) and ``estimate`` (the hypergradient estimate that moved x).
+
+    ``roles``: the algorithm roles it can fill (a seed algorithm fills its own name; a user plug-in
+    declares the seed algorithm it implements, e.g. ``('aid-bio',)``); ``components``: the component
+    roles its step calls through ``ctx.component`` (``algorithms.components``)."""
 
     name: str
     paper: str
@@ -130,6 +140,8 @@ class Algorithm:
     summary: str = ""
     #: theory conditions checked at run: name -> fn(problem, params) returning a message when outside
     theory: Mapping[str, Callable] = field(default_factory=dict)
+    roles: tuple[str, ...] = ()
+    components: tuple[str, ...] = ()
 
     def advance(self, ctx: Context, state, k: int):
         """Outer step k as the driver runs it: under ``torch.inference_mode`` when ``ctx.inference``.
@@ -147,7 +159,7 @@ class Algorithm:
             "stochastic": self.stochastic, "kind": self.kind, "summary": self.summary,
             "params": {k: {"default": getattr(p.default, "__doc__", None) if callable(p.default)
                            else p.default, "meaning": p.meaning} for k, p in self.params.items()},
-            "presets": sorted(self.presets),
+            "presets": sorted(self.presets), "roles": list(self.roles), "components": list(self.components),
         }
 
 
@@ -185,10 +197,10 @@ class Trace:
     ``keep_iterates``); ``y`` likewise for the inner iterate the algorithm holds at x_k; ``estimates``
     (n, R, dim_x): at record i the estimate of step iterations[i] - 1, the one that moved the iterate to
     x_{iterations[i]} (NaN at record 0); ``counts`` per type
-    (n,) cumulative oracle counts before step k (Gc(f), Gc(g), JV, HV, MV, samples) per instance;
-    ``time`` (n,) wall seconds before step k (scoring excluded); ``credits`` kind -> (n, R): the part of
-    those counts that instance r's own run of the paper's method would not have spent (see
-    ``per_instance``; empty for methods whose instances all spend the same); ``metrics`` name -> (n, R) from
+    (n,) cumulative oracle counts before step k (Gc(f), Gc(g), JV, HV, MV, samples) that the lockstep batch
+    executed; ``time`` (n,) wall seconds before step k (scoring excluded); ``idle`` kind -> (n, R): the part
+    of those counts instance r did not need (the oracle's ``active`` masks; see ``per_instance``; empty for
+    methods whose instances all spend the same); ``metrics`` name -> (n, R) from
     the scorer; ``diverged_at`` (R,) first k with a non-finite state per instance (-1: never) and
     ``diverged`` the first such k over instances or None; ``outside_theory`` messages for parameters outside
     the range a preset's theorem requires.
@@ -209,7 +221,7 @@ class Trace:
     y_last: torch.Tensor | None
     #: the algorithm's last state (its tensors may be inference tensors: read-only outside inference mode)
     state_last: Any = None
-    credits: dict[str, torch.Tensor] = field(default_factory=dict)
+    idle: dict[str, torch.Tensor] = field(default_factory=dict)
 
     @property
     def diverged(self) -> int | None:
@@ -222,14 +234,14 @@ class Trace:
         return torch.tensor(self.counts[kind], dtype=torch.float64)
 
     def per_instance(self, kind: str) -> torch.Tensor:
-        """(n, R) cumulative counts of ``kind`` that each instance's own run of the paper's method spends:
-        ``count(kind)`` less the instance's credit. They differ where instances draw different amounts of
-        work and the batch executes the most any of them needs (BSA's and TTSA's randomized Neumann
-        length p); they are the counts to compare with a paper's complexity. MV's credit is JV's plus HV's."""
+        """(n, R) cumulative counts of ``kind`` that each instance's own run spends: ``count(kind)`` less
+        what the instance was idle for. They differ where instances draw different amounts of work and the
+        batch executes the most any of them needs (BSA's and TTSA's randomized Neumann length p); they are
+        the counts to compare with a paper's complexity. MV = JV + HV."""
         executed = self.count(kind)[:, None].expand(len(self.iterations), self.diverged_at.shape[0])
-        parts = ("jv", "hv") if kind == "mv" else (kind,)  # MV = JV + HV
-        credit = sum(self.credits[k].to(torch.float64) for k in parts if k in self.credits)
-        return executed - credit if torch.is_tensor(credit) else executed.clone()
+        parts = ("jv", "hv") if kind == "mv" else (kind,)
+        idle = sum(self.idle[k].to(torch.float64) for k in parts if k in self.idle)
+        return executed - idle if torch.is_tensor(idle) else executed.clone()
 
 
 def resolve_params(algo: Algorithm, problem, preset: str | None, params: Mapping[str, Any]) -> dict:
@@ -248,9 +260,14 @@ def resolve_params(algo: Algorithm, problem, preset: str | None, params: Mapping
 
 
 def _batched(problem, t: torch.Tensor | None, dim: int, name: str) -> torch.Tensor:
+    """A start point as (R, dim): None gives zeros, a (dim,) vector is broadcast to every instance."""
     if t is None:
         return torch.zeros(problem.R, dim, dtype=problem.dtype, device=problem.device)
-    t = problem._in(name, t, dim)[0]
+    if isinstance(t, torch.Tensor) and t.dim() == 1 and problem.batch is not None:
+        problem._in(name, t.expand(problem.R, -1), dim)  # validates dtype, device and length
+        t = t.expand(problem.R, -1)
+    else:
+        t = problem._in(name, t, dim)[0]
     if not bool(torch.isfinite(t).all()):
         raise ValueError(f"{name} contains non-finite values")
     return t.clone()
@@ -261,14 +278,12 @@ def _snapshot(counts: Counts, out: dict[str, list[int]]):
         out.setdefault(k, []).append(v)
 
 
-def _snapshot_credit(state, n_before: int, out: dict[str, list]):
-    """Append the state's ``count_credit`` (kind -> (R,) cumulative counts the batch executed beyond what
-    the instance's own run needs) to ``out``; a kind first seen now gets zero credit at the earlier records."""
-    credit = getattr(state, "count_credit", None) or {}
-    for k, v in credit.items():
-        out.setdefault(k, [torch.zeros_like(v)] * n_before).append(v.detach().clone())
+def _snapshot_idle(oracle: CountedOracle, n_before: int, out: dict[str, list]):
+    """Append the oracle's idle counts (kind -> (R,)) to ``out``; a kind first seen now was 0 before."""
+    for k, v in oracle.idle.items():
+        out.setdefault(k, [torch.zeros_like(v)] * n_before).append(v.clone())
     for k, v in out.items():
-        if k not in credit:
+        if k not in oracle.idle:
             v.append(torch.zeros_like(v[-1]))
 
 
@@ -300,14 +315,16 @@ def _sync(device: torch.device):
 def run(name: str, problem, steps: int, x0=None, preset: str | None = None, generator=None, *,
         y0=None, backend: str = "closed", record_every: int = 1, scorer: Callable | None = None,
         keep_iterates: bool = True, check_every: int | None = None, stop: Callable | None = None,
-        **params) -> Trace:
+        components: Mapping[str, Callable] | None = None, **params) -> Trace:
     """Run algorithm ``name`` for ``steps`` outer iterations on ``problem``; returns a Trace.
 
     ``preset`` names a theory preset (parameters set from the problem's constants); explicit ``params``
     override it. ``generator``: int seed, torch.Generator or ``analytic.rng.Streams`` (one stream per
     instance). ``scorer(x, y) -> dict[str, (R,) tensor]`` is evaluated at every record with the timer
     paused and outside the oracle counts; ``stop(metrics)`` (metrics: name -> list of (R,) records so
-    far) is called after each record and ends the run when it returns True. A non-finite iterate is
+    far) is called after each record and ends the run when it returns True. ``components`` (component
+    role -> implementation, ``algorithms.components``) replaces pieces of the step. ``x0``/``y0`` of shape
+    (dim,) are broadcast to every instance. A non-finite iterate is
     recorded in ``diverged_at`` (per instance); the run ends early when every instance diverged; no
     exception escapes for it.
     """
@@ -320,16 +337,23 @@ def run(name: str, problem, steps: int, x0=None, preset: str | None = None, gene
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     values = resolve_params(algo, problem, preset, params)
     outside = [msg for check in algo.theory.values() if (msg := check(problem, values))]
+    overrides = dict(components or {})
+    if overrides:
+        from .components import check as check_component
+
+        for role, fn in overrides.items():
+            check_component(role, fn)
     ctx = Context(oracle=CountedOracle(problem, backend), params=values,
                   streams=as_streams(generator, problem.R, problem.device),
                   x0=_batched(problem, x0, problem.dim_x, "x0"),
-                  y0=_batched(problem, y0, problem.dim_y, "y0"), steps=steps, inference=backend == "closed")
+                  y0=_batched(problem, y0, problem.dim_y, "y0"), steps=steps, inference=backend == "closed",
+                  components=overrides)
     if check_every is None:
         check_every = 1 if problem.device.type == "cpu" else 16
     state = algo.init(ctx)
     R = problem.R
     diverged_at = torch.full((R,), -1, dtype=torch.int64)
-    iters, times, counts, credits = [], [], {}, {}
+    iters, times, counts, idle = [], [], {}, {}
     xs, ys, ests, metrics = [], [], [], {}
     # The clock runs between records only: the device is synchronised when a record starts (so the time
     # covers the finished work) and again after scoring (so the scorer's work is excluded); no
@@ -341,7 +365,7 @@ def run(name: str, problem, steps: int, x0=None, preset: str | None = None, gene
         now = time.perf_counter()
         if k > 0:
             clock["elapsed"] += now - clock["resumed"]
-        _snapshot_credit(state, len(iters), credits)
+        _snapshot_idle(ctx.oracle, len(iters), idle)
         iters.append(k)
         times.append(clock["elapsed"])
         _snapshot(ctx.oracle.counts, counts)
@@ -383,7 +407,7 @@ def run(name: str, problem, steps: int, x0=None, preset: str | None = None, gene
                  metrics={k: torch.stack(v).to("cpu", torch.float64) for k, v in metrics.items()},
                  diverged_at=diverged_at,
                  outside_theory=outside, x_last=_plain(state.x), y_last=_plain(getattr(state, "y", None)),
-                 state_last=state, credits={k: torch.stack(v).cpu() for k, v in credits.items()})
+                 state_last=state, idle={k: torch.stack(v).cpu() for k, v in idle.items()})
 
 
 def _plain(t):

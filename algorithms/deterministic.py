@@ -43,8 +43,10 @@ def inner_gd(oracle, x, y, steps: int, alpha: float, keep: bool = False):
     return (y, ys) if keep else y
 
 
-def aid_estimate(oracle, x, y, v0, *, solver: str, Q: int, eta: float, tol: float | None = None):
-    """AID hypergradient estimate eq. (3): grad_x f - grad_x grad_y g v_Q, with v_Q from ``solver``.
+def aid_estimate(oracle, x, y, v0, *, solver: str, Q: int, eta: float, tol: float | None = None,
+                 solve=None):
+    """AID hypergradient estimate eq. (3): grad_x f - grad_x grad_y g v_Q, with v_Q from ``solver``
+    ('cg', 'gd' or 'neumann'; ``solve`` replaces its implementation: component role 'solver.<solver>').
 
     Returns (estimate, v_Q)."""
     b = oracle.grad_y_f(x, y)
@@ -53,11 +55,11 @@ def aid_estimate(oracle, x, y, v0, *, solver: str, Q: int, eta: float, tol: floa
         return oracle.hvp(x, y, u)
 
     if solver == "cg":
-        v, _ = cg(H, b, v0, Q, tol=tol)
+        v, _ = (solve or cg)(H, b, v0, Q, tol)
     elif solver == "gd":
-        v = gd(H, b, v0, Q, eta)
+        v = (solve or gd)(H, b, v0, Q, eta)
     else:  # 'neumann': the series of Q + 1 terms needs Q HV and has no warm start
-        v = neumann(H, b, Q, eta)
+        v = (solve or neumann)(H, b, Q, eta)
     return oracle.grad_x_f(x, y) - oracle.jvp(x, y, v), v
 
 
@@ -92,11 +94,10 @@ def itd_autograd(oracle, x, y0, steps: int, alpha: float):
         # allow_unused: f(x, y^N(x)) may not depend on x at all (e.g. B = 0 and no h(x)); d/dx is then 0
         (grad,) = torch.autograd.grad(val, xg, allow_unused=True)
     grad = torch.zeros_like(x) if grad is None else grad
-    c = oracle.counts
-    c.gc_g += steps
-    c.gc_f += 2
-    c.jv += steps
-    c.hv += max(steps - 1, 0)
+    oracle.charge("gc_g", steps)
+    oracle.charge("gc_f", 2)
+    oracle.charge("jv", steps)
+    oracle.charge("hv", max(steps - 1, 0))
     return grad.detach(), y.detach()
 
 
@@ -116,7 +117,8 @@ def _aid_step(ctx, s: AIDState, k: int) -> AIDState:
     y = s.y if p["warm_y"] else ctx.y0
     y = inner_gd(o, s.x, y, N, p["alpha"])
     v0 = s.v if (p["warm_v"] and p["solver"] != "neumann") else None
-    est, v = aid_estimate(o, s.x, y, v0, solver=p["solver"], Q=p["Q"], eta=p["eta"], tol=p["tol"])
+    est, v = aid_estimate(o, s.x, y, v0, solver=p["solver"], Q=p["Q"], eta=p["eta"], tol=p["tol"],
+                          solve=ctx.component(f"solver.{p['solver']}"))
     return AIDState(x=s.x - p["beta"] * est, y=y, v=v, estimate=est)
 
 
@@ -140,6 +142,8 @@ _AID_PARAMS = {
 }
 
 
+_SOLVERS = ("solver.cg", "solver.gd", "solver.neumann")
+
 register(Algorithm(
     name="aid-bio", paper="icml21, loops22", reference="Ji, Yang, Liang ICML 2021 Alg. 1; Ji, Liu, Liang, "
     "Ying NeurIPS 2022 Alg. 1", stochastic=False, kind="aid",
@@ -147,6 +151,7 @@ register(Algorithm(
     params={**_AID_PARAMS, "schedule": Param("constant", "inner-loop schedule",
                                              choices=("constant", "increasing"))},
     init=_aid_init, step=_aid_step, presets=presets.AID_PRESETS, theory=presets.STEP_CHECKS,
+    roles=("aid-bio",), components=_SOLVERS,
 ))
 
 register(Algorithm(
@@ -156,6 +161,7 @@ register(Algorithm(
     params={**_AID_PARAMS, "solver": Param("neumann", "linear-system solver", choices=("cg", "gd", "neumann")),
             "schedule": Param("increasing", "inner-loop schedule", choices=("constant", "increasing"))},
     init=_aid_init, step=_aid_step, presets=presets.BA_PRESETS, theory=presets.STEP_CHECKS,
+    roles=("ba",), components=_SOLVERS,
 ))
 
 
@@ -167,7 +173,7 @@ def _itd_step(ctx, s: AIDState, k: int) -> AIDState:
         est, y = itd_autograd(o, s.x, y0, p["N"], p["alpha"])
     else:
         y, ys = inner_gd(o, s.x, y0, p["N"], p["alpha"], keep=True)
-        est = itd_reverse(o, s.x, ys, y, p["alpha"])
+        est = ctx.component("itd.hypergradient")(o, s.x, ys, y, p["alpha"])
     return AIDState(x=s.x - p["beta"] * est, y=y, estimate=est)
 
 
@@ -179,7 +185,7 @@ register(Algorithm(
     "of Ji, Yang, Liang ICML 2021 Alg. 1", stochastic=False, kind="itd",
     summary="ITD-BiO: N warm-started inner GD steps, backpropagation through them (Prop. 2)",
     params=_ITD_PARAMS, init=_aid_init, step=_itd_step, presets=presets.ITD_PRESETS,
-    theory=presets.STEP_CHECKS,
+    theory=presets.STEP_CHECKS, roles=("itd-bio",), components=("itd.hypergradient",),
 ))
 
 register(Algorithm(
@@ -187,4 +193,5 @@ register(Algorithm(
     kind="itd", summary="deterBiO: ITD with a fresh inner start y_k^0 = y0 at every outer step",
     params={**_ITD_PARAMS, "warm_y": Param(False, "warm start (deterBiO: fresh start y_k^0 = y0)", kind=bool)},
     init=_aid_init, step=_itd_step, presets=presets.DETERBIO_PRESETS, theory=presets.STEP_CHECKS,
+    roles=("deterbio",), components=("itd.hypergradient",),
 ))

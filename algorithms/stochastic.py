@@ -12,11 +12,11 @@ stocBiO (ICML 2021 Alg. 2 + 3 / arXiv Alg. 2 + 3 with eq. 5):
   est = grad_x F(x_k, y^N; D_F) - grad_x grad_y G(x_k, y^N; D_G) v_Q (eq. 6 / eq. 3)  HV += sum|B_j|, JV += D_g
   samples_f += D_f, samples_g += N S + sum_j |B_j| + D_g.
 BSA (Ghadimi and Wang 2018, Alg. 2 + 3): N_k SGD steps with decreasing steps, then the randomized
-  Neumann estimate with b terms: Gc(g) += N_k S, Gc(f) += 2 D_f, JV += D_g, HV += m B, samples_g +=
-  N_k S + (b-1) B + D_g, where p_r is instance r's Neumann length and m = max_r p_r the factors the batch
-  applies (b-1 on a GPU, see ``neumann_factors``); the paper's method spends p_r B Hessian samples, so
-  ``state.count_credit`` is per instance the rest, (m - p_r) B of HV (and MV) and (b-1-p_r) B of
-  samples_g (``NeumannTally``): ``Trace.per_instance`` gives each instance's own counts.
+  Neumann estimate with b terms: Gc(g) += N_k S, Gc(f) += 2 D_f, JV += D_g, HV += p_r B, samples_g +=
+  N_k S + p_r B + D_g for instance r, whose Neumann length is p_r. The lockstep batch draws all b-1 Hessian
+  batches and applies m = max_r p_r factors (b-1 on a GPU, see ``neumann_factors``); the factors and
+  batches past an instance's p_r are charged with an ``active`` mask, so the oracle counts them as idle
+  for that instance and ``Trace.per_instance`` gives each instance's own counts.
 TTSA (Hong, Wai, Wang, Yang 2020): one SGD step on y, then the same estimate at (x_k, y_{k+1}).
 Meta-learning (ICML 2021 Thm 4, arXiv Thm 3): a task batch of |B| tasks per outer step; ITD-BiO or AID-BiO
   on the mini-batch functions L_S(.; B), L_D(.; B): every oracle call costs |B|.
@@ -32,7 +32,7 @@ import torch
 from . import presets as det_presets
 from . import stochastic_presets as sp
 from .base import Algorithm, Param, register
-from .deterministic import AIDState, aid_estimate, inner_gd, itd_reverse
+from .deterministic import AIDState, aid_estimate, inner_gd
 from .stochastic_solvers import (
     check_neumann_step,
     decaying_batches,
@@ -45,28 +45,12 @@ from .stochastic_solvers import (
     vq_recursion,
 )
 
+#: default implementations of the component roles the stochastic estimators use (``algorithms.components``)
+_DEFAULTS = {"stocbio.batch-schedule": decaying_batches, "stocbio.vq": vq_recursion, "stocbio.hinv": hinv_horner,
+             "neumann.randomized": randomized_neumann}
+
 __all__ = ["StochState", "inner_sgd", "stocbio_batch_sizes", "stocbio_estimate", "neumann_terms",
            "randomized_estimate", "TaskBatchOracle", "require_stochastic", "check_batch_sizes"]
-
-
-@dataclass(frozen=True)
-class NeumannTally:
-    """Cumulative Hessian samples of BSA's/TTSA's randomized Neumann estimates: ``used`` (R,) sum_k p_r B
-    (each instance's own run), ``applied`` sum_k m B (the factors the batch applied), ``drawn`` sum_k (b-1) B.
-    One dispatch a step; the credit is formed only when the driver records it."""
-
-    used: torch.Tensor
-    applied: int = 0
-    drawn: int = 0
-
-    def add(self, p: torch.Tensor, m: int, b: int, B: int) -> NeumannTally:
-        return NeumannTally(torch.add(self.used, p.squeeze(-1), alpha=B), self.applied + m * B,
-                            self.drawn + (b - 1) * B)
-
-    def credit(self) -> dict[str, torch.Tensor]:
-        """What the batch spent beyond each instance's run: HV (m - p_r) B, samples_g (b - 1 - p_r) B summed
-        over the steps (MV follows HV: ``Trace.per_instance``)."""
-        return {"hv": self.applied - self.used, "samples_g": self.drawn - self.used}
 
 
 @dataclass
@@ -74,14 +58,6 @@ class StochState:
     x: torch.Tensor
     y: torch.Tensor
     estimate: torch.Tensor | None = None
-    #: BSA/TTSA: the Hessian samples of their randomized Neumann estimates (``count_credit``)
-    tally: NeumannTally | None = None
-
-    @property
-    def count_credit(self) -> dict[str, torch.Tensor] | None:
-        """kind -> (R,) cumulative counts the lockstep batch spent beyond each instance's own run (BSA/TTSA:
-        the Hessian factors and samples past the instance's Neumann length p; ``Trace.per_instance``)."""
-        return None if self.tally is None else self.tally.credit()
 
 
 # ---------------------------------------------------------------------- validation
@@ -119,29 +95,34 @@ def inner_sgd(oracle, streams, x, y, steps: int, step, S: int, replace: bool = T
     return y
 
 
-def stocbio_batch_sizes(params) -> list[int]:
+def stocbio_batch_sizes(params, schedule=decaying_batches) -> list[int]:
     """Hessian batch sizes in the order the estimator consumes them (``batches[i-1]`` = B_i):
-    arXiv: |B_j| = s_j; ICML: |B_{Q+1-j}| = s_j, i.e. the reversed list; s_j = ceil(B Q (1-eta mu)^(j-1)).
+    arXiv: |B_j| = s_j; ICML: |B_{Q+1-j}| = s_j, i.e. the reversed list; s_j = ceil(B Q (1-eta mu)^(j-1))
+    from ``schedule`` (component role 'stocbio.batch-schedule').
     'equal' spreads the same total over Q batches (sizes differ by at most one)."""
-    s = decaying_batches(params["B"], params["Q"], params["eta"], params["mu"])
+    s = schedule(params["B"], params["Q"], params["eta"], params["mu"])
     if params["schedule"] == "equal":
         s = equal_batches(sum(s), params["Q"])
     return list(reversed(s)) if params["form"] == "icml" else s
 
 
-def stocbio_estimate(oracle, streams, x, y, params):
+def stocbio_estimate(oracle, streams, x, y, params, component=None):
     """stocBiO's hypergradient estimate at (x, y): ICML eq. (6) with v_Q of Alg. 3, or arXiv eq. (3)
-    with H_inv of eq. (5). Draws D_F, then D_H = {B_j}, then D_G (Alg. 2 line 8)."""
+    with H_inv of eq. (5). Draws D_F, then D_H = {B_j}, then D_G (Alg. 2 line 8). ``component(role)``
+    gives the implementations of 'stocbio.batch-schedule', 'stocbio.vq' and 'stocbio.hinv' (``ctx.component``;
+    None: the defaults)."""
+    component = component or (lambda role: _DEFAULTS[role])
     replace = params["replace"]
     (idx_f,) = draw_batches(oracle, "f", [params["D_f"]], streams, replace)
     v0 = oracle.grad_y_f(x, y, idx_f)
     gx = oracle.grad_x_f(x, y, idx_f)
-    batches = draw_batches(oracle, "g", stocbio_batch_sizes(params), streams, replace)
+    sizes = stocbio_batch_sizes(params, component("stocbio.batch-schedule"))
+    batches = draw_batches(oracle, "g", sizes, streams, replace)
 
     def hvp(u, idx):
         return oracle.hvp(x, y, u, idx)
 
-    solve = vq_recursion if params["form"] == "icml" else hinv_horner
+    solve = component("stocbio.vq" if params["form"] == "icml" else "stocbio.hinv")
     v = solve(hvp, v0, batches, params["eta"])
     (idx_g,) = draw_batches(oracle, "g", [params["D_g"]], streams, replace)
     return gx - oracle.jvp(x, y, v, idx_g)
@@ -156,36 +137,38 @@ def neumann_terms(params, K: int) -> int:
     return max(1, math.ceil(math.log(K + 1) / (params["eta"] * params["mu"]) - 1e-9))
 
 
-def randomized_estimate(oracle, streams, x, y, params, b: int):
+def randomized_estimate(oracle, streams, x, y, params, b: int, product=randomized_neumann):
     """grad_x F(D_f) - grad_x grad_y G(D_g) [b eta prod_{i=1}^{p} (I - eta H_{B_i})] grad_y F(D_f), p
     uniform on {0..b-1} (Ghadimi and Wang 2018 Alg. 3; Hong et al. 2020 eq. for h_f). All b-1 Hessian
-    batches are drawn (the draw's numbers do not depend on p); m = ``neumann_factors(p, b)`` of them are
-    applied. Returns (estimate, p (R, 1), m)."""
+    batches are drawn (the draw's numbers do not depend on p); batch i is charged only to the instances with
+    p >= i (``active``), and m = ``neumann_factors(p, b)`` of them are applied by ``product`` (component
+    role 'neumann.randomized'). Returns (estimate, p (R, 1))."""
     replace = params["replace"]
     (idx_f,) = draw_batches(oracle, "f", [params["D_f"]], streams, replace)
     gy = oracle.grad_y_f(x, y, idx_f)
     gx = oracle.grad_x_f(x, y, idx_f)
     p = draw_p(streams, b)
-    batches = draw_batches(oracle, "g", [params["B"]] * (b - 1), streams, replace)
+    used = [(p >= i).squeeze(-1) for i in range(1, b)]  # instance r uses the first p_r batches
+    batches = draw_batches(oracle, "g", [params["B"]] * (b - 1), streams, replace, active=used)
     m = neumann_factors(p, b)
-    v = randomized_neumann(lambda u, idx: oracle.hvp(x, y, u, idx), gy, p, batches, params["eta"], m)
+    v = product(lambda u, idx, active=None: oracle.hvp(x, y, u, idx, active=active), gy, p, batches,
+                params["eta"], m)
     (idx_g,) = draw_batches(oracle, "g", [params["D_g"]], streams, replace)
-    return gx - oracle.jvp(x, y, v, idx_g), p, m
+    return gx - oracle.jvp(x, y, v, idx_g), p
 
 
-def _neumann_init(ctx, name: str, tally: bool = False, **batches):
+def _neumann_init(ctx, name: str, **batches):
     problem, p = ctx.oracle.problem, ctx.params
     require_stochastic(problem, name)
     check_neumann_step(p["eta"], _L(problem))
     check_batch_sizes(problem, p["replace"], **batches)
-    zero = torch.zeros(ctx.R, dtype=torch.int64, device=ctx.x0.device)
-    return StochState(x=ctx.x0.clone(), y=ctx.y0.clone(), tally=NeumannTally(zero) if tally else None)
+    return StochState(x=ctx.x0.clone(), y=ctx.y0.clone())
 
 
 # ---------------------------------------------------------------------- stocBiO
 def _stocbio_init(ctx):
     p = ctx.params
-    sizes = stocbio_batch_sizes(p)
+    sizes = stocbio_batch_sizes(p, ctx.component("stocbio.batch-schedule"))
     big = max(sizes) if sizes else 0
     return _neumann_init(ctx, "stocbio", S=("g", p["S"]), D_f=("f", p["D_f"]), D_g=("g", p["D_g"]),
                          B=("g", big))
@@ -195,8 +178,8 @@ def _stocbio_step(ctx, s: StochState, k: int) -> StochState:
     p, o = ctx.params, ctx.oracle
     y = s.y if p["warm_y"] else ctx.y0
     y = inner_sgd(o, ctx.streams, s.x, y, p["N"], p["alpha"], p["S"], p["replace"])
-    est = stocbio_estimate(o, ctx.streams, s.x, y, p)
-    return StochState(x=s.x - p["beta"] * est, y=y, estimate=est, tally=s.tally)
+    est = stocbio_estimate(o, ctx.streams, s.x, y, p, ctx.component)
+    return StochState(x=s.x - p["beta"] * est, y=y, estimate=est)
 
 
 _INT0 = dict(kind=int, minimum=0, strict=False)
@@ -234,6 +217,7 @@ register(Algorithm(
         **_BATCH,
     },
     init=_stocbio_init, step=_stocbio_step, presets=sp.STOCBIO_PRESETS, theory=sp.STOCBIO_CHECKS,
+    roles=("stocbio",), components=("stocbio.batch-schedule", "stocbio.vq", "stocbio.hinv"),
 ))
 
 
@@ -243,10 +227,10 @@ def _horizon(ctx) -> int:
 
 
 def _randomized_init(name: str):
-    """init of BSA / TTSA (``name`` for the error messages), with an empty ``NeumannTally``."""
+    """init of BSA / TTSA (``name`` for the error messages)."""
     def init(ctx):
         p = ctx.params
-        return _neumann_init(ctx, name, tally=True, S=("g", p["S"]), D_f=("f", p["D_f"]), D_g=("g", p["D_g"]),
+        return _neumann_init(ctx, name, S=("g", p["S"]), D_f=("f", p["D_f"]), D_g=("g", p["D_g"]),
                              B=("g", p["B"]))
     return init
 
@@ -259,9 +243,9 @@ def _bsa_step(ctx, s: StochState, k: int) -> StochState:
     y = s.y if p["warm_y"] else ctx.y0
     y = inner_sgd(o, ctx.streams, s.x, y, N, lambda t: a * g / (g + t), p["S"], p["replace"])
     b = neumann_terms(p, K)
-    est, pp, m = randomized_estimate(o, ctx.streams, s.x, y, p, b)
+    est, _ = randomized_estimate(o, ctx.streams, s.x, y, p, b, ctx.component("neumann.randomized"))
     x = s.x - p["beta"] / math.sqrt(K) * est
-    return StochState(x=x, y=y, estimate=est, tally=s.tally.add(pp, m, b, p["B"]))
+    return StochState(x=x, y=y, estimate=est)
 
 
 _NEUMANN_COMMON = {
@@ -291,6 +275,7 @@ register(Algorithm(
         **_NEUMANN_COMMON,
     },
     init=_randomized_init("bsa"), step=_bsa_step, presets=sp.BSA_PRESETS, theory=sp.NEUMANN_CHECKS,
+    roles=("bsa",), components=("neumann.randomized",),
 ))
 
 
@@ -300,9 +285,9 @@ def _ttsa_step(ctx, s: StochState, k: int) -> StochState:
     K = _horizon(ctx)
     y = inner_sgd(o, ctx.streams, s.x, s.y, 1, p["alpha"] * K ** (-p["exp_y"]), p["S"], p["replace"])
     b = neumann_terms(p, K)
-    est, pp, m = randomized_estimate(o, ctx.streams, s.x, y, p, b)
+    est, _ = randomized_estimate(o, ctx.streams, s.x, y, p, b, ctx.component("neumann.randomized"))
     x = s.x - p["beta"] * K ** (-p["exp_x"]) * est
-    return StochState(x=x, y=y, estimate=est, tally=s.tally.add(pp, m, b, p["B"]))
+    return StochState(x=x, y=y, estimate=est)
 
 
 register(Algorithm(
@@ -322,6 +307,7 @@ register(Algorithm(
         **{k: v for k, v in _NEUMANN_COMMON.items() if k != "warm_y"},  # single loop: y carries over
     },
     init=_randomized_init("ttsa"), step=_ttsa_step, presets=sp.TTSA_PRESETS, theory=sp.NEUMANN_CHECKS,
+    roles=("ttsa",), components=("neumann.randomized",),
 ))
 
 
@@ -369,7 +355,7 @@ def _meta_itd_step(ctx, s: AIDState, k: int) -> AIDState:
     o = _task_batch(ctx)
     y0 = s.y if p["warm_y"] else ctx.y0
     y, ys = inner_gd(o, s.x, y0, p["N"], p["alpha"], keep=True)
-    est = itd_reverse(o, s.x, ys, y, p["alpha"])
+    est = ctx.component("itd.hypergradient")(o, s.x, ys, y, p["alpha"])
     return AIDState(x=s.x - p["beta"] * est, y=y, estimate=est)
 
 
@@ -377,7 +363,8 @@ def _meta_aid_step(ctx, s: AIDState, k: int) -> AIDState:
     p = ctx.params
     o = _task_batch(ctx)
     y = inner_gd(o, s.x, s.y if p["warm_y"] else ctx.y0, p["N"], p["alpha"])
-    est, _ = aid_estimate(o, s.x, y, None, solver=p["solver"], Q=p["Q"], eta=p["eta"], tol=None)
+    est, _ = aid_estimate(o, s.x, y, None, solver=p["solver"], Q=p["Q"], eta=p["eta"], tol=None,
+                          solve=ctx.component(f"solver.{p['solver']}"))
     return AIDState(x=s.x - p["beta"] * est, y=y, estimate=est)
 
 
@@ -397,6 +384,7 @@ register(Algorithm(
     "and Theorem 3 (deterBiO with task sampling, warm_y=False)", stochastic=True, kind="stochastic-itd",
     summary="ITD-BiO on the task-batch functions L_S(.; B), L_D(.; B), |B| tasks drawn per outer step",
     params=_META, init=_meta_init, step=_meta_itd_step, presets=sp.META_ITD_PRESETS,
+    roles=("meta-itd-bio",), components=("itd.hypergradient",),
 ))
 
 register(Algorithm(
@@ -410,4 +398,5 @@ register(Algorithm(
                             choices=("cg", "gd", "neumann")),
             "eta": Param(sp.meta_alpha, "GD/Neumann solver step (default 1/L_task)", **_POS)},
     init=_meta_init, step=_meta_aid_step, presets=sp.META_AID_PRESETS,
+    roles=("meta-aid-bio",), components=("solver.cg", "solver.gd", "solver.neumann"),
 ))

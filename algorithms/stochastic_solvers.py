@@ -51,8 +51,13 @@ def equal_batches(total: int, Q: int) -> list[int]:
     return [base + (1 if j < extra else 0) for j in range(Q)]
 
 
-def draw_batches(oracle, which: str, sizes: Sequence[int], streams, replace: bool = True) -> list:
+def draw_batches(oracle, which: str, sizes: Sequence[int], streams, replace: bool = True,
+                 active: Sequence[torch.Tensor | None] | None = None) -> list:
     """Independent mini-batches of the given sizes for F ('f') or G ('g'), each (R, size).
+
+    ``active`` (one (R,) bool mask or None per batch): batch i is drawn for every instance (the draws do
+    not depend on the mask), but only the instances of ``active[i]`` use it; the others are charged nothing
+    for it (the oracle records them as idle, ``CountedOracle.charge``).
 
     With replacement, one draw of sum(sizes) i.i.d. indices split into consecutive pieces is the same
     law as independent draws (and one hash call instead of len(sizes)); without replacement every batch
@@ -65,8 +70,15 @@ def draw_batches(oracle, which: str, sizes: Sequence[int], streams, replace: boo
         return []
     split = getattr(oracle, "minibatches", None) or (lambda which, idx, sizes: split_draw(idx, sizes))
     if replace:
-        return split(which, oracle.sample(which, sum(sizes), streams, replace=True), sizes)
-    return [split(which, oracle.sample(which, s, streams, replace=False), [s])[0] for s in sizes]
+        out = split(which, oracle.sample(which, sum(sizes), streams, replace=True), sizes)
+    else:
+        out = [split(which, oracle.sample(which, s, streams, replace=False), [s])[0] for s in sizes]
+    if active is not None:
+        kind = "samples_f" if which == "f" else "samples_g"
+        for size, mask in zip(sizes, active, strict=True):
+            if mask is not None:  # drawn (charged above) for all; not needed outside the mask
+                oracle.release(kind, size, mask)
+    return out
 
 
 
@@ -126,16 +138,18 @@ def randomized_neumann(hvp: Callable, v: torch.Tensor, p: torch.Tensor, batches:
     batched computation applies factors 1..``factors`` (at least max p; default b-1), factor i with the step
     eta [i <= p]: an instance whose product has ended steps by 0, u - 0 (H u) = u exactly, so the result
     does not depend on ``factors`` (the compute, ``factors`` HV batches, is the most any instance needs).
-    The steps of all factors are formed at once: one dispatch instead of a mask per factor.
+    The steps of all factors are formed at once: one dispatch instead of a mask per factor. ``hvp(u, idx,
+    active)`` is called with the mask of the instances whose product still runs (counted for them only).
     """
     b = len(batches) + 1
     factors = b - 1 if factors is None else factors
     if not 0 <= factors <= b - 1:
         raise ValueError(f"factors must be in [0, b-1] = [0, {b - 1}], got {factors}")
     u = v
-    steps = eta * (p >= torch.arange(1, b, device=p.device)).to(v.dtype)  # (R, b-1)
+    running = p >= torch.arange(1, b, device=p.device)  # (R, b-1): factor i applies to instance r
+    steps = eta * running.to(v.dtype)
     for i in range(1, factors + 1):
-        u = u - steps[:, i - 1:i] * hvp(u, batches[i - 1])
+        u = u - steps[:, i - 1:i] * hvp(u, batches[i - 1], running[:, i - 1])
     return (b * eta) * u
 
 

@@ -53,7 +53,7 @@ def family(seed=0):
 
 
 def make_hvp(H):
-    def hvp(u, idx):  # mean over the batch of H_i u, per replicate
+    def hvp(u, idx, active=None):  # mean over the batch of H_i u, per replicate (active: counts only)
         return torch.einsum("rsij,rj->ri", H[idx], u) / idx.shape[1]
     return hvp
 
@@ -130,7 +130,7 @@ def test_randomized_neumann_applies_only_the_factors_some_instance_needs():
         batches = draw_batches(FakeOracle(N_SAMPLES), "g", [1] * (b - 1), streams)
         calls = []
 
-        def hvp(u, idx, calls=calls):
+        def hvp(u, idx, active=None, calls=calls):
             calls.append(1)
             return make_hvp(H)(u, idx)
 
