@@ -1,8 +1,9 @@
 """The committed rate baseline (``bench/baselines/<profile>.json``) and the drift check of CI.
 
 A baseline stores, per claim, the verdict, the measured value with its interval and, for scaling claims,
-every fitted exponent with its bootstrap interval. ``compare`` flags a claim whose new verdict is
-``violated``, or whose measured value (or any fitted exponent) left the baseline's interval.
+every fitted exponent with its bootstrap interval. ``compare`` flags a claim whose verdict changed (in any
+direction: holds -> inconclusive is a change too), whose measured value (or any fitted exponent) left the
+baseline's interval, or which is missing on either side.
 """
 
 from __future__ import annotations
@@ -35,18 +36,20 @@ def snapshot(verdicts) -> dict:
     return out
 
 
-def write_baseline(profile: str, verdicts) -> Path:
-    """Write (or update, for the claims of this run) the profile's baseline."""
-    path = baseline_path(profile)
+def write_baseline(profile: str, verdicts, path: Path | None = None) -> Path:
+    """Write (or update, for the claims of this run) the profile's baseline, or the file ``path``."""
+    path = path or baseline_path(profile)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = json.loads(path.read_text()) if path.exists() else {}
     data.update(snapshot(verdicts))
-    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    tmp.replace(path)
     return path
 
 
-def load_baseline(profile: str) -> dict:
-    path = baseline_path(profile)
+def load_baseline(profile: str, path: Path | None = None) -> dict:
+    path = path or baseline_path(profile)
     if not path.exists():
         raise FileNotFoundError(f"no baseline at {path}; write one with 'bilevelbench verify --profile "
                                 f"{profile} --write-baseline'")
@@ -59,17 +62,18 @@ def _outside(value, lo, hi, slack) -> bool:
     return value < lo - slack or value > hi + slack
 
 
-def compare(verdicts, baseline: dict) -> list[str]:
-    """Problems of a new run against the baseline: violations, drifted values, claims missing."""
+def compare(verdicts, baseline: dict, *, require_all: bool = False) -> list[str]:
+    """Changes of a new run against the baseline: changed verdicts, drifted values, claims missing from the
+    baseline (and, with ``require_all``, baseline claims missing from the run)."""
     problems = []
     now = snapshot(verdicts)
     for cid, new in now.items():
-        if new["verdict"] == "violated":
-            problems.append(f"{cid}: violated")
         old = baseline.get(cid)
         if old is None:
             problems.append(f"{cid}: not in the baseline (rewrite it with --write-baseline)")
             continue
+        if new["verdict"] != old["verdict"]:
+            problems.append(f"{cid}: verdict {old['verdict']} -> {new['verdict']}")
         # Exact quantities have a zero-width interval; allow their float round-off (1e-9 relative).
         m, lo, hi = new["measured"], old["ci_low"], old["ci_high"]
         slack = 1e-9 * max(abs(lo or 0.0), abs(hi or 0.0), 1.0)
@@ -80,4 +84,6 @@ def compare(verdicts, baseline: dict) -> list[str]:
             if b and _outside(e["fitted"], b["ci"][0], b["ci"][1], 1e-9):
                 problems.append(f"{cid}: {kind} exponent {e['fitted']:.4g} left the baseline interval "
                                 f"[{b['ci'][0]:.4g}, {b['ci'][1]:.4g}]")
+    if require_all:
+        problems += [f"{cid}: in the baseline but not in this run" for cid in sorted(set(baseline) - set(now))]
     return problems

@@ -29,14 +29,15 @@ class DaskExecutor:
         futures = {}
         for p in points:
             fut = self.client.submit(measure_point, measure, p, env, retries=self.retries, pure=False,
-                                     key=f"bilevelbench-{p.claim}-{p.digest}-{time.monotonic_ns()}")
+                                     key=f"bilevelbench-{p.experiment}-{p.digest}-{time.monotonic_ns()}")
             futures[fut] = p
         for fut in as_completed(futures):
             yield futures[fut], fut.result()
 
 
-def dask_executor(address: str | None, timeout: float = 10.0) -> DaskExecutor:
-    """Connect to the scheduler at ``address``; raise ValueError naming it when it cannot be reached."""
+def dask_executor(address: str | None, timeout: float = 30.0, workers_timeout: float = 60.0) -> DaskExecutor:
+    """Connect to the scheduler at ``address`` (within ``timeout`` seconds) and wait up to
+    ``workers_timeout`` seconds for at least one worker; raise ValueError naming the address otherwise."""
     if not address:
         raise ValueError("--executor dask needs --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786)")
     try:
@@ -46,8 +47,14 @@ def dask_executor(address: str | None, timeout: float = 10.0) -> DaskExecutor:
     try:
         client = Client(address, timeout=timeout)
     except (OSError, TimeoutError, ValueError) as exc:
-        raise ValueError(f"--scheduler {address!r}: cannot connect to a Dask scheduler there "
+        raise ValueError(f"--scheduler {address!r}: cannot connect to a Dask scheduler there within {timeout:g} s "
                          f"({type(exc).__name__})") from None
+    try:
+        client.wait_for_workers(1, timeout=workers_timeout)
+    except (OSError, TimeoutError) as exc:
+        client.close()
+        raise ValueError(f"--scheduler {address!r}: the scheduler has no worker after {workers_timeout:g} s; start "
+                         f"one with 'dask worker {address}' ({type(exc).__name__})") from None
     return DaskExecutor(client)
 
 

@@ -1,20 +1,27 @@
 """The sweep runner: sweep points through an executor, each finished point written atomically.
 
-A sweep point is one claim's experiment at one grid point (e.g. kappa = 100 with R seeds batched); its
-rows (a tidy table) are written to ``OUT/points/<claim>/<digest>.parquet`` as soon as it finishes, by
-writing a temporary file and renaming it (atomic on POSIX), so an interrupted sweep loses at most the
-points in flight and ``--resume`` skips every point already on disk. Each point's seed is derived from
-the sweep seed and the point's key, so results never depend on scheduling (local or distributed).
+A sweep point is one experiment at one grid point (e.g. kappa = 4 with R seeds batched). It is identified
+by a **digest** of everything that changes its numbers: the experiment's name and typed key, and the run's
+settings (dtype, device, base seed, profile, bilevelbench and torch versions, and the identity of every
+plug-in whose roles the experiment reaches: module, attribute, SHA-256 of its source). Its rows are written
+to ``OUT/points/<experiment>/<digest>.parquet`` as soon as it finishes (a temporary file renamed into place,
+atomic on POSIX), so an interrupted sweep loses at most the points in flight. ``--resume`` reuses a point
+only when a file with its digest exists, reads and validates (same settings, the experiment's columns);
+everything else is recomputed, and a file that fails to read or validate is recomputed with a warning
+naming it. Each point's seed is derived from the base seed and the point's experiment and key only, so
+results never depend on scheduling (local or distributed).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import platform
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,48 +29,23 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["Point", "Env", "SweepStore", "LocalExecutor", "run_sweep", "point_seed", "versions"]
+__all__ = ["Point", "Env", "SweepStore", "LocalExecutor", "SweepOutcome", "run_sweep", "point_seed", "versions",
+           "canon", "measure_point"]
 
 
-def _canon(obj) -> str:
+def canon(obj) -> str:
+    """Canonical JSON (sorted keys, no spaces): the form every digest and seed hashes."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def point_seed(base_seed: int, claim: str, key: dict) -> int:
-    """Seed of a sweep point: a hash of (base seed, claim ID, key), independent of scheduling."""
-    h = hashlib.sha256(f"{base_seed}|{claim}|{_canon(key)}".encode()).digest()
+def _plain(key) -> dict:
+    return dataclasses.asdict(key) if dataclasses.is_dataclass(key) else dict(key)
+
+
+def point_seed(base_seed: int, experiment: str, key) -> int:
+    """Seed of a sweep point: a hash of (base seed, experiment, key), independent of scheduling."""
+    h = hashlib.sha256(f"{base_seed}|{experiment}|{canon(_plain(key))}".encode()).digest()
     return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
-
-
-@dataclass(frozen=True)
-class Env:
-    """Where and how a sweep runs: device, dtype, base seed, profile, algorithm overrides (plug-ins)."""
-
-    device: str = "cpu"
-    dtype: str = "float64"
-    seed: int = 0
-    profile: str = "quick"
-    algorithms: dict[str, str] = field(default_factory=dict)
-
-    def torch_dtype(self):
-        import torch
-
-        return {"float64": torch.float64, "float32": torch.float32}[self.dtype]
-
-
-@dataclass(frozen=True)
-class Point:
-    """One sweep point of a claim: ``key`` is a JSON-able dict of the point's parameters."""
-
-    claim: str
-    key: dict[str, Any]
-
-    @property
-    def digest(self) -> str:
-        return hashlib.sha256(f"{self.claim}|{_canon(self.key)}".encode()).hexdigest()[:16]
-
-    def seed(self, base_seed: int) -> int:
-        return point_seed(base_seed, self.claim, self.key)
 
 
 def versions() -> dict[str, str]:
@@ -76,6 +58,58 @@ def versions() -> dict[str, str]:
             "pandas": pd.__version__, "python": platform.python_version()}
 
 
+@dataclass(frozen=True)
+class Env:
+    """Where and how a sweep runs: device, dtype, base seed, profile and the plug-ins (``roles.PluginSpec``)
+    that replace roles of the paper's algorithms."""
+
+    device: str = "cpu"
+    dtype: str = "float64"
+    seed: int = 0
+    profile: str = "quick"
+    plugins: tuple = ()
+
+    def torch_dtype(self):
+        import torch
+
+        return {"float64": torch.float64, "float32": torch.float32}[self.dtype]
+
+    def settings(self, reach: Iterable[str] = ()) -> dict[str, Any]:
+        """Everything besides the key that changes a point's numbers, for an experiment reaching ``reach``."""
+        from .roles import cast_for
+
+        v = versions()
+        return {"dtype": self.dtype, "device": self.device, "seed": self.seed, "profile": self.profile,
+                "versions": {"bilevelbench": v["bilevelbench"], "torch": v["torch"]},
+                "plugins": cast_for(self).identity(reach)}
+
+
+@dataclass(frozen=True)
+class Point:
+    """One sweep point: ``experiment`` (its registered name), ``key`` (a typed key dataclass or a JSON-able
+    dict) and the canonical JSON of the run's ``settings`` (see :meth:`Env.settings`)."""
+
+    experiment: str
+    key: Any
+    settings: str = "{}"
+
+    @property
+    def key_json(self) -> str:
+        return canon(_plain(self.key))
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(f"{self.experiment}|{self.key_json}|{self.settings}".encode()).hexdigest()[:20]
+
+    def seed(self, base_seed: int) -> int:
+        return point_seed(base_seed, self.experiment, self.key)
+
+
+#: columns every stored point carries besides the experiment's own
+META_COLUMNS = ("experiment", "point", "point_key", "point_seed", "settings", "device", "dtype", "profile",
+                "versions", "point_seconds")
+
+
 class SweepStore:
     """Finished sweep points on disk, one parquet file per point (written atomically)."""
 
@@ -83,7 +117,7 @@ class SweepStore:
         self.root = Path(out_dir) / "points"
 
     def path(self, point: Point) -> Path:
-        return self.root / point.claim / f"{point.digest}.parquet"
+        return self.root / point.experiment / f"{point.digest}.parquet"
 
     def has(self, point: Point) -> bool:
         return self.path(point).exists()
@@ -100,8 +134,20 @@ class SweepStore:
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
-    def read(self, point: Point) -> pd.DataFrame:
-        return pd.read_parquet(self.path(point))
+    def read(self, point: Point, columns: Iterable[str] = ()) -> pd.DataFrame:
+        """The stored rows of ``point``; ValueError when the file does not hold this point's settings and
+        the expected ``columns``."""
+        df = pd.read_parquet(self.path(point))
+        if df.empty:
+            raise ValueError("no rows")
+        if "settings" not in df or set(df["settings"]) != {point.settings}:
+            raise ValueError("written with other settings")
+        if "point_key" not in df or set(df["point_key"]) != {point.key_json}:
+            raise ValueError("written for another key")
+        missing = sorted(set(columns) - set(df.columns))
+        if missing:
+            raise ValueError(f"missing columns {missing}")
+        return df
 
     def clear_partial(self) -> None:
         """Remove temporary files an interrupted run may have left (never finished points)."""
@@ -110,16 +156,17 @@ class SweepStore:
                 tmp.unlink()
 
 
-def _rows_frame(point: Point, rows: list[dict], env: Env, seed: int) -> pd.DataFrame:
-    df = pd.DataFrame(rows)
-    df.insert(0, "claim", point.claim)
+def _rows_frame(point: Point, rows: list, env: Env, seed: int) -> pd.DataFrame:
+    df = pd.DataFrame([dataclasses.asdict(r) if dataclasses.is_dataclass(r) else r for r in rows])
+    df.insert(0, "experiment", point.experiment)
     df.insert(1, "point", point.digest)
-    df["point_key"] = _canon(point.key)
+    df["point_key"] = point.key_json
     df["point_seed"] = seed
+    df["settings"] = point.settings
     df["device"] = env.device
     df["dtype"] = env.dtype
     df["profile"] = env.profile
-    df["versions"] = _canon(versions())
+    df["versions"] = canon(versions())
     return df
 
 
@@ -141,28 +188,49 @@ class LocalExecutor:
             yield p, measure_point(measure, p, env)
 
 
+@dataclass
+class SweepOutcome:
+    """All rows of a sweep and what the run did: points reused from disk, computed, and unreadable files."""
+
+    frame: pd.DataFrame
+    reused: int = 0
+    computed: int = 0
+    invalid: list[str] = field(default_factory=list)
+
+
 def run_sweep(points: Iterable[Point], measure: Callable, env: Env, store: SweepStore | None,
-              executor=None, resume: bool = False, progress=None) -> pd.DataFrame:
+              executor=None, resume: bool = False, progress=None, columns: Iterable[str] = ()) -> SweepOutcome:
     """Run every point not already on disk (with ``resume``), write each as it finishes, return all rows.
 
-    ``measure(key, env, seed) -> list[dict]`` runs one point; ``progress`` is a tqdm-like object whose
-    ``update(1)`` is called per finished point.
+    ``measure(key, env, seed) -> list[Row | dict]`` runs one point; ``columns``: the experiment's row
+    columns, checked when a stored point is read; ``progress`` is a tqdm-like object whose ``update(1)``
+    is called per finished point.
     """
     points = list(points)
     executor = executor or LocalExecutor()
+    out = SweepOutcome(pd.DataFrame())
     frames, todo = {}, []
     for p in points:
         if resume and store is not None and store.has(p):
-            frames[p.digest] = store.read(p)
-            if progress is not None:
-                progress.update(1)
-        else:
-            todo.append(p)
+            try:
+                frames[p.digest] = store.read(p, columns)
+                out.reused += 1
+                if progress is not None:
+                    progress.update(1)
+                continue
+            except Exception as exc:  # unreadable or foreign file: recompute it, say which
+                path = str(store.path(p))
+                out.invalid.append(path)
+                warnings.warn(f"recomputing sweep point {path}: the stored file is unusable ({exc})",
+                              UserWarning, stacklevel=2)
+        todo.append(p)
     for p, df in executor.map(measure, todo, env):
         if store is not None:
             store.write(p, df)
         frames[p.digest] = df
+        out.computed += 1
         if progress is not None:
             progress.update(1)
     ordered = [frames[p.digest] for p in points if p.digest in frames]
-    return pd.concat(ordered, ignore_index=True) if ordered else pd.DataFrame()
+    out.frame = pd.concat(ordered, ignore_index=True) if ordered else pd.DataFrame()
+    return out

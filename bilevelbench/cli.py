@@ -1,6 +1,7 @@
 """The ``bilevelbench`` command line: ``list``, ``verify`` and ``report`` (design.md, public surface).
 
-Exit status: 0 on success (``verify``: no claim violated), 1 when a claim is violated, 2 on bad usage.
+Exit status: 0 on success (``verify``: no claim violated), 1 when a claim is violated (or the run changed
+against ``--baseline``), 2 on bad usage, 3 when a claim ended in ``error`` (its experiment or judge raised).
 """
 
 from __future__ import annotations
@@ -113,12 +114,20 @@ def build_parser() -> argparse.ArgumentParser:
     p_ver.add_argument("--device", default="cpu", help="cpu or cuda")
     p_ver.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     p_ver.add_argument("--out", default="bilevelbench-report", help="output folder")
-    p_ver.add_argument("--resume", action="store_true", help="reuse finished sweep points in --out")
+    p_ver.add_argument("--resume", action="store_true",
+                       help="continue the report in --out: reuse its sweep points whose settings digest matches")
+    p_ver.add_argument("--force", action="store_true", help="replace the report already in --out")
     p_ver.add_argument("--seed", type=int, default=0, help="base seed of every sweep")
     p_ver.add_argument("--plugin", action="append", default=[],
-                       help="module:attr of a user algorithm to audit (repeatable)")
+                       help="module:attr of a plug-in (an Algorithm with roles, or a Component) to audit "
+                            "(repeatable)")
+    p_ver.add_argument("--all-claims", action="store_true",
+                       help="with --plugin: also run the claims its roles do not reach")
     p_ver.add_argument("--write-baseline", action="store_true",
-                       help="rewrite bench/baselines/<profile>.json from this run")
+                       help="rewrite bench/baselines/<profile>.json from this run (standard runs only)")
+    p_ver.add_argument("--baseline", action="store_true",
+                       help="compare with the baseline: any verdict change or value drift exits 1")
+    p_ver.add_argument("--baseline-path", default=None, help="the baseline file to write or compare with")
     p_ver.add_argument("--no-report", action="store_true", help="skip rendering the report")
     p_ver.add_argument("--executor", default="local", choices=["local", "dask"])
     p_ver.add_argument("--scheduler", default=None, help="Dask scheduler address (with --executor dask)")

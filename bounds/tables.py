@@ -35,6 +35,9 @@ __all__ = [
     "format_table",
     "to_records",
     "row_bound_name",
+    "row_names",
+    "kappa_exponents",
+    "METRIC_KINDS",
 ]
 
 kappa, eps, K = sp.symbols("kappa eps K", positive=True)
@@ -309,6 +312,32 @@ def format_table(rows=None) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+#: count kind of bench's tables (bench.experiments.common.COUNT_KINDS, and Loops' Gc, MV) per metric name
+METRIC_KINDS = {"Gc(f)": "gc_f", "Gc(F)": "gc_f", "Gc(g)": "gc_g", "Gc(G)": "gc_g", "JV(g)": "jv",
+                "JV(G)": "jv", "HV(g)": "hv", "HV(G)": "hv", "MV": "mv", "Gc": "gc"}
+
+
+def kappa_exponents(paper: str, item: str, algorithm: str) -> dict[str, float]:
+    """The kappa exponent of every count metric of one algorithm's rows, keyed by count kind ('gc_f',
+    'gc_g', 'jv', 'hv', 'mv', 'gc'), in the rows' order: what the scaling claims predict."""
+    out = {}
+    for r in rows_where(paper=paper, item=item, algorithm=algorithm):
+        if r.metric in METRIC_KINDS and (e := kappa_exponent(r)) is not None:
+            out[METRIC_KINDS[r.metric]] = e
+    if not out:
+        raise ValueError(f"no count rows for {paper} {item} {algorithm!r}")
+    return out
+
+
+def row_names(paper: str, item: str | None = None, algorithm: str | None = None,
+              metric: str | None = None) -> list[str]:
+    """Bound names (``BOUNDS``) of the matching rows: what a claim lists as its prediction."""
+    names = [row_bound_name(r) for r in rows_where(paper=paper, item=item, algorithm=algorithm, metric=metric)]
+    if not names:
+        raise ValueError(f"no complexity rows match {paper} {item} {algorithm} {metric}")
+    return names
 
 
 def row_bound_name(row: ComplexityRow) -> str:

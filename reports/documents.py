@@ -16,14 +16,15 @@ from .palette import VERDICT_COLOURS
 
 __all__ = ["VERDICT_ORDER", "GLOSSARY", "summary", "summary_json", "markdown", "html_report", "fmt", "measured_text"]
 
-VERDICT_ORDER = ("holds", "consistent", "violated", "inconclusive")
-MARK = {"holds": "✓", "consistent": "≈", "violated": "✗", "inconclusive": "?"}
+VERDICT_ORDER = ("holds", "consistent", "violated", "inconclusive", "error")
+MARK = {"holds": "✓", "consistent": "≈", "violated": "✗", "inconclusive": "?", "error": "!"}
 GLOSSARY = {
     "holds": "the identity or inequality is satisfied, beyond the measurement's confidence interval",
     "consistent": "scaling claim: the fitted exponent's 95% interval is not above the predicted one (a "
                   "measured exponent can refute an O() bound, never prove it)",
     "violated": "the measurement contradicts the claim beyond its confidence interval",
     "inconclusive": "the interval straddles the bound, or the experiment could not decide (see reason)",
+    "error": "the claim's experiment or judge raised an exception: no verdict (the traceback is in claims.csv)",
 }
 TIGHTNESS = ("tightness: predicted minus fitted exponent for scaling claims (room the bound leaves), "
              "measured / bound for inequalities, discrepancy / tolerance for identities")
@@ -103,8 +104,8 @@ def _lead(model) -> str:
 
 
 def _attention(model) -> list[dict]:
-    """Violated first, then inconclusive: what a reader should look at."""
-    rank = {"violated": 0, "inconclusive": 1}
+    """Errors first, then violated, then inconclusive: what a reader should look at."""
+    rank = {"error": 0, "violated": 1, "inconclusive": 2}
     return sorted((r for r in model["claims"] if r["verdict"] in rank), key=lambda r: rank[r["verdict"]])
 
 
@@ -190,11 +191,12 @@ def _img(out_dir: Path, rel: str, alt: str) -> str:
     return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _reason_html(text: str) -> str:
+def _reason_html(text: str, tb: str = "") -> str:
     text = " ".join(str(text).split())
+    trace = f"<details><summary>traceback</summary><pre>{_esc(tb)}</pre></details>" if tb else ""
     if len(text) <= SHORT:
-        return _esc(text)
-    return f"{_esc(_short(text))}<details><summary>full reason</summary>{_esc(text)}</details>"
+        return _esc(text) + trace
+    return f"{_esc(_short(text))}<details><summary>full reason</summary>{_esc(text)}</details>{trace}"
 
 
 def _anchor(cid: str, i: int) -> str:
@@ -229,7 +231,8 @@ def html_report(model, out_dir: Path) -> str:
                      f'</td><td>{_esc(r["statement"])}</td><td class="num">{fmt(r["predicted"])}</td>'
                      f'<td class="num">{_esc(measured_text(r))}</td>'
                      f'<td class="v" style="background:{VERDICT_COLOURS[r["verdict"]]}">{r["verdict"]}</td>'
-                     f'<td class="num">{fmt(r["tightness"])}</td><td>{_reason_html(r["reason"])}</td>'
+                     f'<td class="num">{fmt(r["tightness"])}</td>'
+                     f'<td>{_reason_html(r["reason"], r.get("traceback", ""))}</td>'
                      f"<td>{figs or _esc(r['figure_note'])}</td></tr>")
         b.append("</table>")
         figs = [(r["id"], i, f) for r in rows for i, f in enumerate(r["figures"])]

@@ -24,7 +24,7 @@ PALETTE = {
 FALLBACK = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
             "#756bb1", "#636363", "#ad494a", "#a55194")
 VERDICT_COLOURS = {"holds": "#1a7f37", "consistent": "#0969da", "violated": "#cf222e",
-                   "inconclusive": "#9a6700"}
+                   "inconclusive": "#9a6700", "error": "#6e40c9"}
 
 
 def colour(name: str) -> str:

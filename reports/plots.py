@@ -201,9 +201,9 @@ def reference_figure(results: pd.DataFrame) -> tuple[Figure | None, list[str]]:
     """||grad Phi(x_k)||^2 against MV and against Gc(g) for every algorithm of the reference sweep
     (median over the instances, band min-max). Returns the figure (None without data) and the
     algorithms that failed with their error."""
-    if results.empty or "claim" not in results:
+    if results.empty or "experiment" not in results:
         return None, []
-    df = results[results["claim"] == REFERENCE_SWEEP]
+    df = results[results["experiment"] == REFERENCE_SWEEP]
     if df.empty:
         return None, []
     err = df["error"].fillna("").astype(str) if "error" in df else pd.Series("", index=df.index)

@@ -41,9 +41,8 @@ def _float(v) -> float:
 def _claims(out: Path) -> list[dict]:
     """One dict per claim: claims.csv's columns (catalogue order) plus the details of verdicts.json."""
     csv, vj = out / "claims.csv", out / "verdicts.json"
-    if not csv.exists() and not vj.exists():
-        raise NoResults(f"{out} holds no results (no claims.csv or verdicts.json); run "
-                        f"'bilevelbench verify --out {out}' first")
+    if not vj.exists():
+        raise NoResults(f"{out} holds no results (no verdicts.json); run 'bilevelbench verify --out {out}' first")
     details = {}
     rows = []
     if vj.exists():
@@ -144,12 +143,14 @@ def _draw_reference(model, figdir: Path, svg: bool, dpi: int) -> list[Path]:
     return files
 
 
-def render(out_dir, *, svg: bool | None = None, dpi: int | None = None) -> list[Path]:
-    """Render the report of ``out_dir``; returns the files written, sorted. ``svg``/``dpi`` default to
-    PNG+SVG at 110 dpi, or PNG only at 80 dpi inside the committed gallery (or a folder in it)."""
-    out = Path(out_dir)
-    model = load(out)
-    gallery = out.resolve() == GALLERY or GALLERY in out.resolve().parents
+def render(out_dir, *, dest=None, svg: bool | None = None, dpi: int | None = None) -> list[Path]:
+    """Render the report of the results in ``out_dir`` into ``dest`` (default: ``out_dir`` itself);
+    returns the files written, sorted. ``svg``/``dpi`` default to PNG+SVG at 110 dpi, or PNG only at 80 dpi
+    for the committed gallery (or a folder in it)."""
+    model = load(Path(out_dir))
+    out = Path(dest) if dest is not None else Path(out_dir)
+    home = Path(out_dir).resolve()
+    gallery = home == GALLERY or GALLERY in home.parents
     svg = (not gallery) if svg is None else svg
     dpi = DPI["gallery" if gallery else "default"] if dpi is None else dpi
     figdir = out / "figures"
@@ -166,12 +167,37 @@ def render(out_dir, *, svg: bool | None = None, dpi: int | None = None) -> list[
     return sorted(files)
 
 
+REPORT_FILES = ("report.md", "report.html", "summary.json", "figures")
+
+
 def main(args) -> int:
-    """``bilevelbench report DIR``: 0 when rendered, 2 (one line on stderr) when DIR holds no results."""
+    """``bilevelbench report DIR``: re-render DIR's report from its results (built in a staging folder and
+    moved into place file by file); 2 (one line on stderr, nothing touched) when DIR holds no results."""
+    import shutil
+    import tempfile
+
+    from bilevelbench.bench.verify import swap_in
+
+    src = Path(args.dir)
+    if not src.is_dir():
+        print(f"bilevelbench: error: {src} is not a folder", file=sys.stderr)
+        return 2
+    if not (src / "verdicts.json").exists():
+        print(f"bilevelbench: error: {src} holds no results (no verdicts.json); run 'bilevelbench verify --out "
+              f"{src}' first", file=sys.stderr)
+        return 2
     try:
-        files = render(args.dir)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=src))
+    except OSError as exc:
+        print(f"bilevelbench: error: {src} is not writable ({exc.strerror or exc})", file=sys.stderr)
+        return 2
+    try:
+        files = render(src, dest=staging)
+        swap_in(staging, src, REPORT_FILES)
     except NoResults as exc:
         print(f"bilevelbench: error: {exc}", file=sys.stderr)
         return 2
-    print(f"report: {Path(args.dir) / 'report.html'} ({len(files)} files)")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    print(f"report: {src / 'report.html'} ({len(files)} files)")
     return 0

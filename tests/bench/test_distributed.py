@@ -25,9 +25,10 @@ def _points(n, sleep=0.0):
 
 def test_local_cluster_equals_local_executor(cluster, tmp_path):
     env = Env(seed=3)
-    local = run_sweep(_points(8), probe_measure, env, SweepStore(tmp_path / "a"))
+    local = run_sweep(_points(8), probe_measure, env, SweepStore(tmp_path / "a")).frame
     with distributed.Client(cluster) as client:
-        dist = run_sweep(_points(8), probe_measure, env, SweepStore(tmp_path / "b"), executor=DaskExecutor(client))
+        dist = run_sweep(_points(8), probe_measure, env, SweepStore(tmp_path / "b"),
+                         executor=DaskExecutor(client)).frame
     cols = ["point", "i", "value", "point_seed"]
     assert local[cols].equals(dist[cols])
 
@@ -52,8 +53,8 @@ def test_sweep_survives_a_killed_worker(cluster, tmp_path):
     assert all(store.has(p) for p in points)
     # resume: nothing left to compute
     calls = []
-    df = run_sweep(points, lambda k, e, s: calls.append(k) or [], env, store, resume=True)
-    assert calls == [] and len(df) == len(points)
+    res = run_sweep(points, lambda k, e, s: calls.append(k) or [], env, store, resume=True)
+    assert calls == [] and len(res.frame) == len(points) and res.reused == len(points)
 
 
 def test_bad_scheduler_address_exits_2_with_one_line(tmp_path, capsys):

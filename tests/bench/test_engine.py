@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bilevelbench.bench import result as R
+from bilevelbench.bench import judging as R
 from bilevelbench.bench.claims import KINDS, all_claims
 from bilevelbench.bench.stats import loglog_fit, mean_bound
 from bilevelbench.bench.sweep import Env, Point, SweepStore, point_seed, run_sweep
@@ -51,7 +51,9 @@ def test_upper_rule_three_outcomes():
     assert R.judge_upper("x", 1.0, 0.5, 0.4, 0.6, "m").verdict == "holds"
     assert R.judge_upper("x", 1.0, 1.5, 1.2, 1.8, "m").verdict == "violated"
     assert R.judge_upper("x", 1.0, 1.0, 0.8, 1.2, "m").verdict == "inconclusive"
-    assert R.judge_upper("x", 1.0, math.nan, math.nan, math.nan, "m").verdict == "inconclusive"
+    # a non-finite measurement (a diverged run) against a finite bound is a violation
+    assert R.judge_upper("x", 1.0, math.nan, math.nan, math.nan, "m").verdict == "violated"
+    assert R.judge_upper("x", math.nan, 0.5, 0.4, 0.6, "m").verdict == "inconclusive"
 
 
 def test_lower_rule_three_outcomes():
@@ -71,9 +73,32 @@ def test_scaling_rule_upper_and_lower():
     assert R.judge_scaling("x", 2.0, Fit(math.nan, math.nan, math.nan, 0, 1), "m").verdict == "inconclusive"
 
 
-def test_bad_verdict_name_rejected():
+def test_bad_verdict_name_rejected_and_verdicts_are_built_by_keyword():
     with pytest.raises(ValueError, match="verdict"):
-        R.Verdict("x", "passed")
+        R.Verdict(id="x", verdict="passed")
+    with pytest.raises(TypeError):
+        R.Verdict("x", "holds")  # positional construction is refused
+
+
+def test_exact_rule_sees_a_ten_percent_bias_and_says_when_it_cannot():
+    assert R.judge_exact("x", 1.0, 0.02, 1.0, "m", resolution=0.1).verdict == "holds"
+    assert R.judge_exact("x", 1.1, 0.02, 1.0, "m", resolution=0.1).verdict == "violated"
+    assert R.judge_exact("x", 1.0, 0.2, 1.0, "m", resolution=0.1).verdict == "inconclusive"
+
+
+def test_scaling_rule_flags_counts_below_the_structure():
+    from bilevelbench.bench.stats import Fit
+
+    v = R.judge_scaling("x", 3.0, Fit(1.0, 0.9, 1.1, 0, 9), "m", structural=2.0, structural_tol=0.05)
+    assert v.verdict == "violated" and "under-counted" in v.reason
+    assert R.judge_scaling("x", 3.0, Fit(2.0, 1.9, 2.1, 0, 9), "m", structural=2.0).verdict == "consistent"
+
+
+def test_combine_takes_the_most_severe_part():
+    parts = {"a": R.Verdict(id="x", verdict="holds"), "b": R.Verdict(id="x", verdict="inconclusive")}
+    assert R.combine("x", parts).verdict == "inconclusive"
+    parts["c"] = R.Verdict(id="x", verdict="violated")
+    assert R.combine("x", parts).verdict == "violated"
 
 
 # ---------------------------------------------------------------------- statistics
@@ -106,6 +131,11 @@ def test_point_seed_depends_only_on_key_and_base_seed():
     assert point_seed(0, "c", {"a": 1}) != point_seed(1, "c", {"a": 1})
 
 
+def test_point_digest_covers_the_settings_but_the_seed_does_not():
+    a, b = Point("s", {"i": 1}, '{"dtype":"float64"}'), Point("s", {"i": 1}, '{"dtype":"float32"}')
+    assert a.digest != b.digest and a.seed(0) == b.seed(0)
+
+
 def test_interrupted_sweep_resumes_without_recomputing(tmp_path):
     env = Env()
     store = SweepStore(tmp_path)
@@ -121,10 +151,22 @@ def test_interrupted_sweep_resumes_without_recomputing(tmp_path):
         calls.append(key["i"])
         return _measure(key, env, seed)
 
-    df = run_sweep(points, counting, env, store, resume=True)
-    assert calls == [2, 3]
+    res = run_sweep(points, counting, env, store, resume=True)
+    assert calls == [2, 3] and res.reused == 2 and res.computed == 2
+    df = res.frame
     assert sorted(df["value"] // 10) == [0, 1, 2, 3]
-    assert set(df.columns) >= {"claim", "point", "point_key", "point_seed", "device", "dtype", "versions"}
+    assert set(df.columns) >= {"experiment", "point", "point_key", "point_seed", "settings", "device", "dtype",
+                               "versions"}
+
+
+def test_resume_recomputes_a_corrupt_point_with_a_warning_naming_it(tmp_path):
+    store = SweepStore(tmp_path)
+    p = Point("s", {"i": 1})
+    run_sweep([p], _measure, Env(), store)
+    store.path(p).write_bytes(b"not parquet")
+    with pytest.warns(UserWarning, match=str(store.path(p).name)):
+        res = run_sweep([p], _measure, Env(), store, resume=True)
+    assert res.reused == 0 and res.computed == 1 and res.invalid == [str(store.path(p))]
 
 
 def test_results_are_parquet_round_trippable(tmp_path):
@@ -132,6 +174,8 @@ def test_results_are_parquet_round_trippable(tmp_path):
     p = Point("s", {"i": 1})
     run_sweep([p], _measure, Env(), store)
     assert isinstance(store.read(p), pd.DataFrame)
+    other = Point("s", {"i": 1}, '{"dtype":"float32"}')  # same key, other settings: not the same point
+    assert not store.has(other)
 
 
 # ---------------------------------------------------------------------- CLI usage errors

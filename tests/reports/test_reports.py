@@ -16,8 +16,9 @@ import pytest
 
 from bilevelbench.bench import figures as F
 from bilevelbench.bench.claims import all_claims
-from bilevelbench.bench.reference import NAME, STEPS, measure, reference_sweep
-from bilevelbench.bench.result import VERDICTS, Verdict
+from bilevelbench.bench.experiments import get_experiment
+from bilevelbench.bench.experiments.reference import NAME, THEORY, measure
+from bilevelbench.bench.judging import VERDICTS, Verdict
 from bilevelbench.bench.stats import Fit
 from bilevelbench.bench.sweep import Env
 from bilevelbench.bench.verify import write_outputs
@@ -60,7 +61,7 @@ def _verdicts():
         elif i == 2:
             details = {"figure": specs["broken"]}
         v = VERDICTS[i % 4]
-        out.append(Verdict(c.id, v, predicted=2.0, measured=1.5 + i, ci_low=1.0 + i, ci_high=2.0 + i,
+        out.append(Verdict(id=c.id, verdict=v, predicted=2.0, measured=1.5 + i, ci_low=1.0 + i, ci_high=2.0 + i,
                            tightness=0.5 - i, reason=f"synthetic reason {i} | with a pipe", details=details))
     return out
 
@@ -68,14 +69,14 @@ def _verdicts():
 def _reference_rows():
     rows = []
     for name, stoch in (("aid-bio", False), ("stocbio", True)):
-        for k in range(STEPS[stoch] + 1):
+        for k in range(THEORY[name][3] + 1):
             for r in range(2):
-                rows.append({"claim": NAME, "algorithm": name, "stochastic": stoch, "family": "quadratic",
+                rows.append({"experiment": NAME, "algorithm": name, "stochastic": stoch, "family": "quadratic",
                              "kappa": 4.0, "instance": r, "k": k, "grad_phi_sq": 10.0 * 0.9**k * (1 + r),
                              "mv": 12.0 * k, "gc_g": 10.0 * k, "error": ""})
-    rows.append({"claim": NAME, "algorithm": "my-plugin", "stochastic": False, "family": "quadratic",
+    rows.append({"experiment": NAME, "algorithm": "my-plugin", "stochastic": False, "family": "quadratic",
                  "kappa": 4.0, "instance": -1, "k": -1, "error": "ValueError: parameter beta must be given"})
-    other = pd.DataFrame({"claim": ["identity/prop1"] * 2, "err": [1e-12, 2e-12]})
+    other = pd.DataFrame({"experiment": ["identity/prop1"] * 2, "err": [1e-12, 2e-12]})
     return pd.concat([other, pd.DataFrame(rows)], ignore_index=True)
 
 
@@ -88,7 +89,7 @@ def _tree(path):
 def rendered(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
     verdicts = _verdicts()
-    write_outputs(out, verdicts, _reference_rows(), ENV, elapsed=12.5)
+    write_outputs(out, verdicts, _reference_rows(), ENV, elapsed=12.5, coverage={})
     files = render.render(out)
     return SimpleNamespace(out=out, files=files, verdicts=verdicts, first=_tree(out))
 
@@ -195,22 +196,24 @@ def test_palette_fixed_per_algorithm():
     assert c == palette.colour("some-plugin") and c in palette.FALLBACK
 
 
-def test_reference_sweep_covers_every_algorithm_and_measures():
-    import bilevelbench.algorithms as al
+def test_reference_sweep_covers_every_algorithm_role_and_measures():
+    import dataclasses
 
-    s = reference_sweep(ENV)
-    assert s.name == NAME
-    assert sorted(k["algorithm"] for k in s.keys) == al.names()
-    key = next(k for k in s.keys if k["algorithm"] == "aid-bio")
-    df = pd.DataFrame(measure(key, ENV, 0))
-    assert sorted(df["k"].unique()) == list(range(STEPS[False] + 1))
+    from bilevelbench.bench.roles import ALGORITHM_ROLES
+
+    s = get_experiment(NAME)
+    keys = s.keys("quick")
+    assert sorted(k.role for k in keys) == sorted(ALGORITHM_ROLES)
+    key = next(k for k in keys if k.role == "aid-bio")
+    df = pd.DataFrame([dataclasses.asdict(r) for r in measure(key, ENV, 0)])
+    assert sorted(df["k"].unique()) == list(range(THEORY["aid-bio"][3] + 1))
     assert np.isfinite(df["grad_phi_sq"]).all()
     assert (df.groupby("instance")["mv"].diff().dropna() >= 0).all()  # cumulative counts
     # gradient descent on Phi from Phi(x0) - inf Phi = 1 with its default beta decreases ||grad Phi||^2
     last, first = df[df["k"] == df["k"].max()], df[df["k"] == 0]
     assert (last["grad_phi_sq"].to_numpy() < first["grad_phi_sq"].to_numpy()).all()
-    bad = measure({**key, "algorithm": "no-such-algorithm"}, ENV, 0)
-    assert len(bad) == 1 and "no-such-algorithm" in bad[0]["error"]
+    bad = measure(dataclasses.replace(key, role="no-such-algorithm"), ENV, 0)
+    assert len(bad) == 1 and "no-such-algorithm" in bad[0].error
 
 
 def test_gallery_folder_gets_compact_png_only_figures(rendered, tmp_path, monkeypatch):

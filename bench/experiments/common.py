@@ -1,7 +1,8 @@
-"""Measurement helpers shared by the claims: scoring with the truth, complexity to eps, start points.
+"""Measurement helpers shared by the experiments: scoring with the truth, complexity to eps, start points.
 
 The truth (grad Phi, y*, Phi) is read here, never inside an algorithm: ``scorer(problem)`` is passed to
-``algorithms.run`` which calls it between iterations, outside the counts and the timer.
+``algorithms.run`` which calls it between iterations, outside the counts and the timer. Algorithms are run
+through the cast of the environment (``roles``): :func:`run_role` runs whoever plays a role.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import torch
 import bilevelbench.algorithms as al
 import bilevelbench.analytic as an
 
-__all__ = ["scorer", "complexity_to_eps", "start_at_gap", "make", "run_scored", "COUNT_KINDS"]
+from ..roles import PAPER, Cast, cast_for
+
+__all__ = ["scorer", "complexity_to_eps", "start_at_gap", "make", "run_role", "cast_of", "COUNT_KINDS"]
 
 COUNT_KINDS = ("gc_f", "gc_g", "jv", "hv", "mv", "samples_f", "samples_g")
 
@@ -36,10 +39,23 @@ def make(name: str, env, **kw):
     return an.make_problem(name, device=env.device, dtype=env.torch_dtype(), **kw)
 
 
-def run_scored(algorithm: str, problem, steps: int, env, **kw) -> al.Trace:
-    """Run with the truth scorer, keeping no iterates (sweeps need only the metrics and counts)."""
-    kw.setdefault("keep_iterates", False)
-    return al.run(algorithm, problem, steps, scorer=scorer(problem), **kw)
+def cast_of(env, audited: bool = True) -> Cast:
+    """The players of an arm: the environment's cast (plug-ins substituted) or, for a baseline arm, the
+    paper's implementations."""
+    return cast_for(env) if audited else PAPER
+
+
+def run_role(role: str, problem, steps: int, env, *, audited: bool = True, preset: str | None = None,
+             preset_args: dict | None = None, x0=None, y0=None, generator=None, stop=None, score: bool = True,
+             record_every: int = 1, scorer_fn=None, **params) -> al.Trace:
+    """Run whoever plays ``role`` (``cast_of(env, audited)``) with the paper's ``preset`` and ``params``,
+    scored with the truth (or ``scorer_fn``) and keeping no iterates (sweeps need metrics and counts)."""
+    run_args = {"x0": x0, "y0": y0, "generator": generator, "stop": stop, "keep_iterates": False,
+                "record_every": record_every}
+    if score:
+        run_args["scorer"] = scorer_fn or scorer(problem)
+    return cast_of(env, audited).run(role, problem, steps, preset=preset, preset_args=preset_args,
+                                     run_args=run_args, **params)
 
 
 def complexity_to_eps(trace: al.Trace, eps: float) -> list[dict]:
