@@ -10,6 +10,10 @@ family of :mod:`bilevelbench.analytic.lower_bound`) are here too.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import numpy as np
+
 from ._common import bound, check_kappa, count, nonneg, pos, step, strong_convexity, theta
 
 __all__ = [
@@ -20,6 +24,9 @@ __all__ = [
     "itd_floor",
     "itd_gradient_trajectory",
     "itd_trajectory",
+    "itd_quadratic_floor",
+    "itd_quadratic_fixed_point",
+    "ItdFixedPoint",
 ]
 
 
@@ -109,3 +116,69 @@ def itd_trajectory(L, mu, M, a, alpha, beta, N, K, x0=0.0) -> list[float]:
     """||grad Phi(x_k)||^2 for k = 0..K of ITD-BiO on our construction (see :func:`itd_gradient_trajectory`).
     With x_0 = 0 and 0 < beta a <= 1 every term is >= :func:`itd_floor` and tends to it as k grows."""
     return [gk * gk for gk in itd_gradient_trajectory(L, mu, M, a, alpha, beta, N, K, x0)]
+
+
+class ItdFixedPoint(NamedTuple):
+    """The fixed point of warm-started ITD-BiO on a quadratic instance (:func:`itd_quadratic_fixed_point`):
+    ``x_hat`` (dim_x,), ``grad_phi`` = grad Phi(x_hat), ``G`` the Jacobian of x -> ITD estimate at
+    (x, y*(x)) (its fixed-point equation is G x_hat + h = 0), ``H_phi`` the Hessian of Phi."""
+
+    x_hat: np.ndarray
+    grad_phi: np.ndarray
+    G: np.ndarray
+    H_phi: np.ndarray
+
+
+def itd_quadratic_fixed_point(A, B, e, Fxx, Fxy, Fyy, fx, fy, alpha, N) -> ItdFixedPoint:
+    """Fixed point of ITD-BiO with warm start (Loops Alg. 2) on a quadratic bilevel instance (ours).
+
+    Instance: g(x, y) = 1/2 y'Ay - y'(Bx + e) (+ terms free of y), A symmetric with spectrum in [mu, L];
+    f quadratic: grad_x f = Fxx x + Fxy y + fx, grad_y f = Fxy' x + Fyy y + fy. Shapes: A (dy, dy),
+    B (dy, dx), e (dy,), Fxx (dx, dx), Fxy (dx, dy), Fyy (dy, dy), fx (dx,), fy (dy,).
+
+    Derivation. N GD steps of size alpha from y^0 give y^N = P y^0 + (I - P) y*(x), P = (I - alpha A)^N,
+    y*(x) = S x + s with S = A^-1 B, s = A^-1 e; ITD differentiates y^N through the N steps only (y^0
+    held fixed), d y^N/dx = (I - P) S, so its estimate is grad_x f(x, y^N) + S'(I - P) grad_y f(x, y^N)
+    (A, P commute). A fixed point (x^, y^) of the warm-started iteration (y_k^0 = y_{k-1}^N,
+    x_{k+1} = x_k - beta est) has y^ = P y^ + (I - P) y*(x^), i.e. y^ = y*(x^) (I - P is invertible:
+    0 < alpha <= 1/L gives 0 <= 1 - alpha a_i <= 1 - alpha mu < 1), and est(x^, y*(x^)) = 0, the linear
+    equation G x^ + h = 0 with
+      G = Fxx + Fxy S + S'(I - P)(Fxy' + Fyy S),   h = Fxy s + fx + S'(I - P)(Fyy s + fy).
+    The hypergradient there is grad Phi(x^) = grad_x f + S' grad_y f at (x^, y*(x^)) = S' P grad_y f:
+    the part of the implicit term that N steps do not reach. It vanishes when grad_y f(x^, y*(x^)) = 0
+    (e.g. the ``quadratic`` family, whose minimiser has y* = c: floor 0) and equals Theorem 4's order on the
+    ``itd-lower-bound`` construction (where it is :func:`itd_floor`).
+    """
+    A, B, Fxx, Fxy, Fyy = (np.asarray(t, dtype=np.float64) for t in (A, B, Fxx, Fxy, Fyy))
+    e, fx, fy = (np.asarray(t, dtype=np.float64) for t in (e, fx, fy))
+    eig = np.linalg.eigvalsh(A)
+    mu, L = float(eig[0]), float(eig[-1])
+    if mu <= 0:
+        raise ValueError(f"A must be positive definite (smallest eigenvalue {mu:.3g})")
+    alpha = step("alpha", alpha, 1.0 / L, "1/L")
+    N = count("N", N, minimum=1)
+    dy = A.shape[0]
+    P = np.linalg.matrix_power(np.eye(dy) - alpha * A, N)
+    S = np.linalg.solve(A, B)
+    s = np.linalg.solve(A, e)
+    St = S.T
+    W = St @ (np.eye(dy) - P)
+    G = Fxx + Fxy @ S + W @ (Fxy.T + Fyy @ S)
+    h = Fxy @ s + fx + W @ (Fyy @ s + fy)
+    x_hat = -np.linalg.solve(G, h)
+    y_hat = S @ x_hat + s
+    grad_phi = Fxx @ x_hat + Fxy @ y_hat + fx + St @ (Fxy.T @ x_hat + Fyy @ y_hat + fy)
+    H_phi = Fxx + Fxy @ S + St @ (Fxy.T + Fyy @ S)
+    return ItdFixedPoint(x_hat, grad_phi, G, H_phi)
+
+
+@bound("loops22.itd_quadratic_floor", "ours: exact floor of warm-started ITD-BiO (Loops Alg. 2) on a quadratic "
+       "instance, the linear fixed point of its outer iteration", "exact",
+       "||grad Phi(x^)||^2 = ||S'P grad_y f(x^, y*(x^))||^2, G x^ + h = 0 (see itd_quadratic_fixed_point)")
+def itd_quadratic_floor(A, B, e, Fxx, Fxy, Fyy, fx, fy, alpha, N) -> float:
+    """||grad Phi(x^)||^2 at the fixed point x^ of ITD-BiO with warm start on a quadratic instance
+    (:func:`itd_quadratic_fixed_point`): the value ||grad Phi(x_k)||^2 settles at when the outer iteration
+    converges (every K-independent error ITD keeps). On the ``itd-lower-bound`` construction it equals
+    :func:`itd_floor`."""
+    gp = itd_quadratic_fixed_point(A, B, e, Fxx, Fxy, Fyy, fx, fy, alpha, N).grad_phi
+    return float(gp @ gp)
