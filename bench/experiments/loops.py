@@ -47,7 +47,7 @@ __all__ = ["LOOPS", "AID_PRESETS", "AID_RATE", "NOLOOP_CENSORED", "ITD_RATE", "C
 LOOPS = {
     "quick": {"aid_kappas": (2.0, 3.0, 4.0), "aid_cap": 4_000, "noloop_kappas": (1.25, 1.5), "noloop_cap": 24_000,
               "censored_kappas": (2.0, 3.0, 4.0), "censored_steps": 512, "itd_kappas": (2.0, 3.0),
-              "itd_cap": 10_000,
+              "itd_cap": 12_000,
               "cor6_kappas": (2.0, 4.0), "cor6_Ns": (1,), "cor6_R": 2, "cor6_cap": 2_000,
               "lb_kappas": (2.0, 4.0, 8.0), "lb_Ns": (1, 2, 4, 8), "lb_K": 50, "lb_R": 4,
               "gap_kappa": 4.0, "gap_alphas": (0.5, 0.25, 0.125, 0.0625), "gap_R": 8, "gap_cap": 6_000,
