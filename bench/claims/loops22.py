@@ -92,13 +92,14 @@ ORDERINGS = (("loops22.cor1", "loops22.cor2", "mv"), ("loops22.cor1", "loops22.c
 
 def count_to_eps(df, kind):
     """Per kappa: (mean count to eps, whether it is a lower bound). A run that reached eps counts exactly; a
-    run stopped earlier (the fixed-step No-loop sweep) counts by the lower bound max(steps run, sum_k ||grad
-    Phi(x_k)||^2 / eps) x its per-step count: the averaged criterion (1/K) S_K <= eps with S_K nondecreasing
-    needs K >= S_run/eps, and the presets' per-step counts are constant."""
+    run stopped earlier (the fixed-step No-loop sweep) counts by a lower bound: the first K with (1/K) S_K <= eps
+    (S_K = sum_{k<K} ||grad Phi(x_k)||^2, nondecreasing) exceeds the steps run and is >= S_run/eps, and the count
+    to eps is that of the K - 1 steps producing x_0..x_{K-1} (the presets' per-step counts are constant): so it
+    is >= per-step count x max(steps run, S_run/eps - 1)."""
     out = {}
     for kappa, g in df.groupby("kappa"):
         reached = g["K"] > 0
-        lower = g[f"per_step_{kind}"] * np.maximum(g["steps_run"], g["cum_sum"] / g["eps"])
+        lower = g[f"per_step_{kind}"] * np.maximum(g["steps_run"], g["cum_sum"] / g["eps"] - 1)
         out[float(kappa)] = (float(g[kind].where(reached, lower).mean()), not bool(reached.all()))
     return out
 
