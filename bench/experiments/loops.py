@@ -6,7 +6,7 @@ every Theta(.) constant 1), run by whoever plays ``aid-bio`` (its GD linear solv
 ``solver.gd``) or ``itd-bio``. Theorem 1's beta (Cor. 1, 2) and Theorem 3's (Cor. 5) fall fast with kappa,
 so the grids are small kappas, and every step cap is at least three times the steps the paper's algorithm
 needs on its grid (measured; ``tests/bench/test_claims_loops22.py`` checks it on the quick profile). No-loop
-AID (Cor. 2: beta ~ 1e-3 at kappa 1.25, 1e-4 at kappa 2) runs to eps on kappa 1.25 and 1.5 only on the
+AID (Cor. 2: beta ~ 6e-4 at kappa 1.5, 1e-4 at kappa 2) runs to eps on kappa 1.5 and 1.75 only on the
 quick profile; the comparison of the four regimes at larger kappa reads its count at a fixed number of
 steps (``rate/aid-bio/loops22.cor2-censored``), a lower bound on its count to eps.
 
@@ -43,19 +43,21 @@ __all__ = ["LOOPS", "AID_PRESETS", "AID_RATE", "NOLOOP_CENSORED", "ITD_RATE", "C
 
 #: per profile: grids and budgets of the Loops experiments (R, dim and eps of the rate sweeps come from
 #: ``rates.PROFILES``). Caps are >= 3x the steps the paper's algorithm needs on the grid. Quick, measured: N-loop
-#: 905 steps at kappa 4, Q-loop 606, N-Q-loop 133, No-loop 7085 at kappa 1.5, N-N-loop ITD 3140 at kappa 3, the
-#: floor runs 1464 (a test checks the ratio). Full, estimated: N-loop at kappa 8 ~1.5e4 (sum_k ||grad Phi||^2
-#: after 3000 steps / eps), No-loop at kappa 2 ~3.5e4 (gap/(beta eps)), N-N-loop ITD at kappa 4 ~8e3 (quick's
-#: 7956 at d = 8), the floor runs ~6.4e3 at kappa 8, alpha = 1/(32 L) (spectral radius of ITD's joint map).
+#: 905 steps at kappa 4, Q-loop 606, N-Q-loop 133, No-loop 18158 at kappa 1.75 (5 base seeds), N-N-loop ITD 3140
+#: at kappa 3, the floor runs 1464 (a test checks the ratio). No-loop's grid starts at 1.5: at kappa 1.25 some
+#: starts already meet eps within a few steps (K from 1 to 2400 over seeds), which tilts a two-point fit.
+#: Full, estimated: N-loop at kappa 8 ~1.5e4 (sum_k ||grad Phi||^2 after 3000 steps / eps), No-loop at kappa 2
+#: ~3.5e4 (gap/(beta eps)), N-N-loop ITD at kappa 4 ~8e3 (quick's 7956 at d = 8), the floor runs ~6.4e3 at kappa 8,
+#: alpha = 1/(32 L) (spectral radius of ITD's joint map).
 LOOPS = {
-    "quick": {"aid_kappas": (2.0, 3.0, 4.0), "aid_cap": 4_000, "noloop_kappas": (1.25, 1.5), "noloop_cap": 24_000,
+    "quick": {"aid_kappas": (2.0, 3.0, 4.0), "aid_cap": 4_000, "noloop_kappas": (1.5, 1.75), "noloop_cap": 60_000,
               "censored_kappas": (2.0, 3.0, 4.0), "censored_steps": 512, "itd_kappas": (2.0, 3.0),
               "itd_cap": 12_000,
               "cor6_kappas": (2.0, 4.0), "cor6_Ns": (1,), "cor6_R": 2, "cor6_cap": 2_000,
               "lb_kappas": (2.0, 4.0, 8.0), "lb_Ns": (1, 2, 4, 8), "lb_K": 50, "lb_R": 4,
               "gap_kappa": 4.0, "gap_alphas": (0.5, 0.25, 0.125, 0.0625), "gap_R": 8, "gap_cap": 6_000,
               "hr_R": 16, "hr_K": 100},
-    "full": {"aid_kappas": (2.0, 3.0, 4.0, 6.0, 8.0), "aid_cap": 50_000, "noloop_kappas": (1.25, 1.5, 2.0),
+    "full": {"aid_kappas": (2.0, 3.0, 4.0, 6.0, 8.0), "aid_cap": 50_000, "noloop_kappas": (1.5, 1.75, 2.0),
              "noloop_cap": 120_000, "censored_kappas": (2.0, 3.0, 4.0, 6.0, 8.0), "censored_steps": 1_024,
              "itd_kappas": (2.0, 3.0, 4.0), "itd_cap": 30_000,
              "cor6_kappas": (2.0, 4.0, 8.0), "cor6_Ns": (1, 2), "cor6_R": 4, "cor6_cap": 40_000,
