@@ -46,9 +46,8 @@ __all__ = ["LOOPS", "AID_PRESETS", "AID_RATE", "NOLOOP_CENSORED", "ITD_RATE", "C
 #: 905 steps at kappa 4, Q-loop 606, N-Q-loop 133, No-loop 18158 at kappa 1.75 (5 base seeds), N-N-loop ITD 3140
 #: at kappa 3, the floor runs 1464 (a test checks the ratio). No-loop's grid starts at 1.5: at kappa 1.25 some
 #: starts already meet eps within a few steps (K from 1 to 2400 over seeds), which tilts a two-point fit.
-#: Full, estimated: N-loop at kappa 8 ~1.5e4 (sum_k ||grad Phi||^2 after 3000 steps / eps), No-loop at kappa 2
-#: ~3.5e4 (gap/(beta eps)), N-N-loop ITD at kappa 4 ~8e3 (quick's 7956 at d = 8), the floor runs ~6.4e3 at kappa 8,
-#: alpha = 1/(32 L) (spectral radius of ITD's joint map).
+#: Full, measured (base seed 0): N-loop 15784 at kappa 8, Q-loop 4436, N-Q-loop 476, No-loop 39940 at kappa 2,
+#: N-N-loop ITD 7636 at kappa 4, the floor runs 5184 at kappa 8, alpha = 1/(32 L).
 LOOPS = {
     "quick": {"aid_kappas": (2.0, 3.0, 4.0), "aid_cap": 4_000, "noloop_kappas": (1.5, 1.75), "noloop_cap": 60_000,
               "censored_kappas": (2.0, 3.0, 4.0), "censored_steps": 512, "itd_kappas": (2.0, 3.0),
@@ -57,8 +56,8 @@ LOOPS = {
               "lb_kappas": (2.0, 4.0, 8.0), "lb_Ns": (1, 2, 4, 8), "lb_K": 50, "lb_R": 4,
               "gap_kappa": 4.0, "gap_alphas": (0.5, 0.25, 0.125, 0.0625), "gap_R": 8, "gap_cap": 6_000,
               "hr_R": 16, "hr_K": 100},
-    "full": {"aid_kappas": (2.0, 3.0, 4.0, 6.0, 8.0), "aid_cap": 50_000, "noloop_kappas": (1.5, 1.75, 2.0),
-             "noloop_cap": 120_000, "censored_kappas": (2.0, 3.0, 4.0, 6.0, 8.0), "censored_steps": 1_024,
+    "full": {"aid_kappas": (2.0, 3.0, 4.0, 6.0, 8.0), "aid_cap": 60_000, "noloop_kappas": (1.5, 1.75, 2.0),
+             "noloop_cap": 150_000, "censored_kappas": (2.0, 3.0, 4.0, 6.0, 8.0), "censored_steps": 1_024,
              "itd_kappas": (2.0, 3.0, 4.0), "itd_cap": 30_000,
              "cor6_kappas": (2.0, 4.0, 8.0), "cor6_Ns": (1, 2), "cor6_R": 4, "cor6_cap": 40_000,
              "lb_kappas": (2.0, 4.0, 8.0, 16.0, 32.0), "lb_Ns": (1, 2, 4, 8, 16), "lb_K": 200, "lb_R": 8,
