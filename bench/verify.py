@@ -384,7 +384,28 @@ def _parse_claims(args) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def _writable(out: Path) -> None:
+    """Raise UsageError unless ``out`` (or, if it does not exist yet, the nearest existing folder above it)
+    and its ``points`` folder accept a new file. Creates nothing that stays."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r}: exists and is not a folder")
+    probe_dir = out
+    while not probe_dir.exists() and probe_dir != probe_dir.parent:
+        probe_dir = probe_dir.parent
+    dirs = [probe_dir] + ([out / "points"] if (out / "points").exists() else [])
+    for d in dirs:
+        if not d.is_dir():
+            raise UsageError(f"--out {str(out)!r}: {d} is not a folder")
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=d)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise UsageError(f"--out {str(out)!r} is not writable: {d} ({exc.strerror or exc})") from None
+
+
 def _check_args(args):
+    """Every check of the command line that needs no experiment; nothing is written."""
     import torch
 
     if args.device not in ("cpu", "cuda") and not str(args.device).startswith("cuda:"):
@@ -395,17 +416,19 @@ def _check_args(args):
         raise UsageError(f"--seed {args.seed}: expected an integer in [0, 2^31 - 1]")
     if args.scheduler and args.executor != "dask":
         raise UsageError(f"--scheduler {args.scheduler!r} is only used with --executor dask")
+    if args.executor == "dask" and not args.scheduler:
+        raise UsageError("--executor dask needs --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786)")
     if args.force and args.resume:
         raise UsageError("--force and --resume contradict each other: --force replaces the report, --resume "
                          "continues it")
+    if args.baseline and args.write_baseline:
+        raise UsageError("--baseline and --write-baseline: compare with a baseline or write one, not both")
+    if args.baseline:
+        path = Path(args.baseline_path) if args.baseline_path else BASELINE_DIR / f"{args.profile}.json"
+        if not path.is_file():
+            raise UsageError(f"--baseline: no baseline file at {path} (--baseline-path names another)")
     out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=out)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise UsageError(f"--out {args.out!r} is not writable ({exc.strerror or exc})") from None
+    _writable(out)
     return out, _parse_claims(args)
 
 
@@ -444,14 +467,10 @@ def main(args) -> int:
                   plugins=tuple(s for s, _ in loaded))
         _baseline_checks(args, env, ids)
         p = plan(ids, cast, args.all_claims)
-        if cast.specs:
-            fills = "; ".join(f"{s.ref} fills {', '.join(s.roles)}" for s in cast.specs)
-            print(f"plug-ins: {fills}; {len(p.claims)} claims reached, {len(p.skipped)} not applicable"
-                  + (" (skipped; --all-claims runs them)" if p.skipped else ""), file=sys.stderr)
-            if not p.claims:
-                filled = ", ".join(r for s in cast.specs for r in s.roles)
-                raise UsageError(f"no claim of the selection reaches the roles the plug-ins fill ({filled}); "
-                                 "--all-claims runs them anyway")
+        if cast.specs and not p.claims:
+            filled = ", ".join(r for s in cast.specs for r in s.roles)
+            raise UsageError(f"no claim of the selection reaches the roles the plug-ins fill ({filled}); "
+                             "--all-claims runs them anyway")
         check_arms(p, cast)
         previous = _check_out(out, args.force, args.resume, [c.id for c in p.claims], env)
         executor = None
@@ -464,6 +483,11 @@ def main(args) -> int:
                 raise UsageError(str(exc)) from None
     except UsageError as exc:
         raise CliUsage(str(exc)) from exc
+    if cast.specs:
+        fills = "; ".join(f"{s.ref} fills {', '.join(s.roles)}" for s in cast.specs)
+        print(f"plug-ins: {fills}; {len(p.claims)} claims reached, {len(p.skipped)} not applicable"
+              + (" (skipped; --all-claims runs them)" if p.skipped else ""), file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     stats = RunStats()
     try:

@@ -98,9 +98,16 @@ def _cmd_report(args) -> int:
     return render.main(args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``bilevelbench: error: ...``, exit 2), no usage block."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bilevelbench", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="bilevelbench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p_list = sub.add_parser("list", help="list problems, algorithms or claims")
     p_list.add_argument("what", choices=["problems", "algorithms", "claims"])
@@ -143,12 +150,15 @@ def main(argv=None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse prints its own one-line error and exits 2
+    except SystemExit as exc:  # --help / --version
         return int(exc.code or 0)
+    except UsageError as exc:
+        print(f"bilevelbench: error: {exc}".replace("\n", " "), file=sys.stderr)
+        return 2
     try:
         return args.func(args)
     except UsageError as exc:
-        print(f"bilevelbench: error: {exc}", file=sys.stderr)
+        print(f"bilevelbench: error: {exc}".replace("\n", " "), file=sys.stderr)
         return 2
 
 
