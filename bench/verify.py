@@ -416,6 +416,8 @@ def _check_args(args):
         raise UsageError(f"--seed {args.seed}: expected an integer in [0, 2^31 - 1]")
     if args.scheduler and args.executor != "dask":
         raise UsageError(f"--scheduler {args.scheduler!r} is only used with --executor dask")
+    if not args.dask_timeout > 0:
+        raise UsageError(f"--dask-timeout {args.dask_timeout}: expected a positive number of seconds")
     if args.executor == "dask" and not args.scheduler:
         raise UsageError("--executor dask needs --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786)")
     if args.force and args.resume:
@@ -478,7 +480,8 @@ def main(args) -> int:
             from .distributed import dask_executor
 
             try:
-                executor = dask_executor(args.scheduler)
+                executor = dask_executor(args.scheduler, timeout=args.dask_timeout,
+                                         workers_timeout=args.dask_timeout)
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
     except UsageError as exc:

@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     p_ver.add_argument("--no-report", action="store_true", help="skip rendering the report")
     p_ver.add_argument("--executor", default="local", choices=["local", "dask"])
     p_ver.add_argument("--scheduler", default=None, help="Dask scheduler address (with --executor dask)")
+    p_ver.add_argument("--dask-timeout", type=float, default=30.0,
+                       help="seconds to wait for the Dask scheduler, and then for a first worker (default 30)")
     p_ver.set_defaults(func=_cmd_verify)
 
     p_rep = sub.add_parser("report", help="re-render the report from a results folder")

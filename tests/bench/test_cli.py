@@ -80,6 +80,8 @@ VERIFY_CASES = [
     (["--plugin", "bbplugins.twins:TWIN_SID", "--claims", "icml21.prop1"], "--all-claims"),
     (["--write-baseline", "--plugin", "bbplugins.twins:TWIN_AID_BIO"], "plug-in"),
     (["--no-such-flag"], "--no-such-flag"),
+    (["--dask-timeout", "0"], "--dask-timeout"),
+    (["--dask-timeout", "soon"], "soon"),
 ]
 
 
