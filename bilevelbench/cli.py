@@ -54,10 +54,13 @@ def _problems(as_json: bool) -> str:
 
 def _algorithms(as_json: bool) -> str:
     import bilevelbench.algorithms as al
+    from bilevelbench.algorithms.components import COMPONENTS
 
     rows = [al.get(n).describe() for n in al.names()]
+    comps = [{"role": c.name, "summary": c.summary, "reference": c.reference, "signature": c.signature,
+              "used_by": list(c.used_by)} for c in COMPONENTS.values()]
     if as_json:
-        return json.dumps(rows, indent=2, default=str)
+        return json.dumps({"algorithms": rows, "components": comps}, indent=2, default=str)
     out = []
     for r in rows:
         kind = "stochastic" if r["stochastic"] else "deterministic"
@@ -65,8 +68,15 @@ def _algorithms(as_json: bool) -> str:
         out.append(f"    source: {r['reference']}")
         if r["presets"]:
             out.append(f"    presets: {', '.join(r['presets'])}")
+        if r.get("components"):
+            out.append(f"    components: {', '.join(r['components'])}")
         for k, v in r["params"].items():
             out.append(f"    {k:<10} default {_fmt(v['default']):<10} {v['meaning']}")
+    out.append("")
+    out.append("component roles (a plug-in Component(role, fn) replaces one; fn takes the default's arguments):")
+    for c in comps:
+        out.append(f"{c['role']}: {c['summary']} ({c['reference']}); used by {', '.join(c['used_by'])}")
+        out.append(f"    signature: {c['signature']}")
     return "\n".join(out)
 
 
