@@ -36,7 +36,7 @@ import pandas as pd
 from .claims import Claim, all_claims, get_claim
 from .experiments import EXPERIMENTS
 from .experiments import load as load_experiments
-from .judging import SEVERITY, Verdict, error_verdict
+from .judging import REPORT_COLUMNS, SEVERITY, Verdict, error_verdict, report_columns
 from .roles import Cast, PluginError, cast_for, load_plugin
 from .sweep import Env, SweepStore, canon, run_sweep, versions
 
@@ -217,8 +217,8 @@ def exit_code(verdicts) -> int:
 
 
 # ====================================================================== outputs
-CLAIM_COLUMNS = ["id", "paper", "kind", "verdict", "predicted", "measured", "ci_low", "ci_high", "tightness",
-                 "reason", "roles", "substituted", "seconds", "traceback", "statement"]
+CLAIM_COLUMNS = ["id", "paper", "kind", "verdict", *REPORT_COLUMNS, "predicted", "measured", "ci_low", "ci_high",
+                 "tightness", "reason", "roles", "substituted", "seconds", "traceback", "statement"]
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -238,7 +238,8 @@ def write_outputs(out: Path, verdicts, results: pd.DataFrame, env: Env, elapsed:
         subs = coverage.get(v.id) or []
         audited = ",".join(subs) if subs else "not applicable"
         cov[v.id] = {"roles": list(c.roles), "substituted": subs if env.plugins else None, "audits": c.audits}
-        rows.append({**v.row(), "paper": c.paper, "kind": c.kind, "statement": c.statement,
+        rows.append({**v.row(), **report_columns(v, c.kind), "paper": c.paper, "kind": c.kind,
+                     "statement": c.statement,
                      "roles": ",".join(c.roles), "substituted": audited if env.plugins else "",
                      "seconds": v.details.get("seconds", math.nan)})
     pd.DataFrame(rows, columns=CLAIM_COLUMNS).to_csv(out / "claims.csv", index=False)
@@ -322,24 +323,36 @@ def _rank() -> dict[str, int]:
 
 
 # ====================================================================== printing
+def _num(x) -> str:
+    return f"{x:.3g}" if isinstance(x, float) and math.isfinite(x) else "-"
+
+
 def print_table(verdicts, coverage: dict | None = None, file=sys.stdout):
-    """The console table: a header, one row per claim, the summary."""
+    """The console table: a header, one row per claim (columns of one meaning each, as in claims.csv),
+    the summary and what the columns mean."""
     w = max([len(v.id) for v in verdicts] + [5])
-    head = f"{'claim':<{w}}  {'verdict':<12} {'predicted':>10} {'measured':>10}"
+    cols = [("bound", 9), ("measured", 9), ("ratio", 8), ("exp.paper", 9), ("exp.inst", 8), ("exp.fit [95% CI]", 22)]
+    head = f"{'claim':<{w}}  {'verdict':<12}" + "".join(f" {name:>{width}}" for name, width in cols)
     if coverage is not None:
         head += "  roles audited"
     print(head, file=file)
     print("-" * len(head), file=file)
     for v in verdicts:
-        meas = f"{v.measured:.3g}" if v.measured == v.measured else "-"
-        pred = f"{v.predicted:.3g}" if v.predicted == v.predicted else "-"
-        line = f"{v.id:<{w}}  {v.verdict:<12} {pred:>10} {meas:>10}"
+        c = report_columns(v, get_claim(v.id).kind)
+        fit = (f"{_num(c['exponent_fit'])} [{_num(c['fit_low'])}, {_num(c['fit_high'])}]"
+               if math.isfinite(c["exponent_fit"]) else "-")
+        cells = [_num(c["bound"]), _num(c["measured_value"]), _num(c["ratio"]), _num(c["exponent_paper"]),
+                 _num(c["exponent_instance"]), fit]
+        line = f"{v.id:<{w}}  {v.verdict:<12}" + "".join(f" {x:>{width}}" for x, (_, width) in zip(cells, cols,
+                                                                                                strict=True))
         if coverage is not None:
             line += "  " + (",".join(coverage.get(v.id) or []) or "not applicable")
         print(line, file=file)
     counts = pd.Series([v.verdict for v in verdicts]).value_counts().to_dict()
     print("summary: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items(), key=lambda kv: -SEVERITY[kv[0]])),
           file=file)
+    print("columns: bound = tolerance (identity) or bound (inequality, lower-bound); ratio = measured/bound; "
+          "exp.* = exponents of scaling claims (paper, instance-implied, fitted); reasons in claims.csv", file=file)
 
 
 # ====================================================================== command line
