@@ -152,8 +152,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds to wait for the Dask scheduler, and then for a first worker (default 30)")
     p_ver.set_defaults(func=_cmd_verify)
 
-    p_rep = sub.add_parser("report", help="re-render the report from a results folder")
-    p_rep.add_argument("dir", help="folder written by verify")
+    p_rep = sub.add_parser("report", help="re-render the report of a results folder, or compare two")
+    p_rep.add_argument("dir", nargs="?", default=None, help="folder written by verify")
+    p_rep.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), default=None,
+                       help="two folders written by verify: one report with both verdicts and values per claim, "
+                            "differences first")
+    p_rep.add_argument("--out", default="bilevelbench-compare", help="with --compare: the output folder")
+    p_rep.add_argument("--force", action="store_true", help="with --compare: replace an existing comparison")
     p_rep.set_defaults(func=_cmd_report)
     return parser
 

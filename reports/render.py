@@ -216,6 +216,50 @@ def render(out_dir, *, dest=None, svg: bool | None = None, dpi: int | None = Non
 
 
 REPORT_FILES = ("report.md", "report.html", "summary.json", "figures")
+COMPARE_FILES = ("compare.csv", "compare.md", "compare.html")
+
+
+def _compare_main(args) -> int:
+    """``report --compare A B --out DIR``: written in a staging folder, moved into DIR; an existing
+    comparison in DIR is replaced only with --force."""
+    import shutil
+    import tempfile
+
+    from bilevelbench.bench.verify import swap_in
+
+    from .compare import NotARun, write_comparison
+
+    if args.dir is not None:
+        print("bilevelbench: error: report takes a folder or --compare RUN_A RUN_B, not both", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    for run in args.compare:
+        if not (Path(run) / "verdicts.json").is_file():
+            print(f"bilevelbench: error: --compare {run}: holds no results (no verdicts.json)", file=sys.stderr)
+            return 2
+    if out.exists() and not out.is_dir():
+        print(f"bilevelbench: error: --out {out}: exists and is not a folder", file=sys.stderr)
+        return 2
+    if out.is_dir() and any((out / f).exists() for f in COMPARE_FILES) and not args.force:
+        print(f"bilevelbench: error: --out {out}: holds a comparison; use --force to replace it", file=sys.stderr)
+        return 2
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    except OSError as exc:
+        print(f"bilevelbench: error: --out {out} is not writable ({exc.strerror or exc})", file=sys.stderr)
+        return 2
+    try:
+        df = write_comparison(args.compare[0], args.compare[1], staging)
+        swap_in(staging, out, COMPARE_FILES)
+    except NotARun as exc:
+        print(f"bilevelbench: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    changed = int(df["changed"].str.contains("verdict").sum()) if len(df) else 0
+    print(f"comparison: {out / 'compare.html'} ({len(df)} claims, {changed} change verdict)")
+    return 0
 
 
 def main(args) -> int:
@@ -226,6 +270,11 @@ def main(args) -> int:
 
     from bilevelbench.bench.verify import swap_in
 
+    if args.compare:
+        return _compare_main(args)
+    if args.dir is None:
+        print("bilevelbench: error: report needs a folder (report DIR) or --compare RUN_A RUN_B", file=sys.stderr)
+        return 2
     src = Path(args.dir)
     if not src.is_dir():
         print(f"bilevelbench: error: {src} is not a folder", file=sys.stderr)
