@@ -113,7 +113,9 @@ def _error_figure(cid, df) -> dict:
 def _judge_prop3(frames, env) -> Verdict:
     """Headline: the audited ITD error (minus its round-off allowance) over the Prop. 3 bound, worst row of
     the region. Also: the audited estimate equals the exact ITD estimate (forward recursion, eq. (17)) at
-    every T within round-off, so a wrong recursion fails even where the bound is loose."""
+    every T within round-off, so a wrong recursion fails even where the bound is loose (rows of the region:
+    there ||I - alpha grad_yy g|| <= 1, which the allowance assumes). As T grows both tend to grad Phi, so
+    this is also the check that the audited estimate has the exact limit."""
     cid = "arxiv20.prop3"
     all_rows = frames[ITD_ERROR]
     df = all_rows[all_rows["in_region"]]
@@ -128,14 +130,18 @@ def _judge_prop3(frames, env) -> Verdict:
             cid, 1.0, float(m[w]), float(m[w]), float(m[w]),
             f"ITD error minus its round-off allowance over the Prop. 3 bound, worst of {len(df)} (T, x, y_0) rows on "
             f"{df['config'].nunique()} configurations (worst at {df['config'].iloc[w]}, T = {int(df['T'].iloc[w])})")
-    r = (all_rows["dev"] / all_rows["dev_tol"]).to_numpy()
-    r = np.where(np.isfinite(r), r, np.inf)
-    w = int(np.argmax(r))
-    parts["exact"] = judge_identity(
-        cid, float(r[w]), 1.0,
-        "audited ITD estimate against the exact ITD estimate (forward recursion of eq. (17)) at every T, in units "
-        f"of the round-off allowance 2 (T+1)(d+2) eps (||grad_x f|| + kappa ||grad_y f||) (worst at "
-        f"{all_rows['config'].iloc[w]}, T = {int(all_rows['T'].iloc[w])}, discrepancy {all_rows['dev'].iloc[w]:.3g})")
+    if df.empty:
+        parts["exact"] = Verdict(id=cid, verdict="inconclusive", reason="no start inside the region, where the "
+                                 "round-off allowance holds")
+    else:
+        r = (df["dev"] / df["dev_tol"]).to_numpy()
+        r = np.where(np.isfinite(r), r, np.inf)
+        w = int(np.argmax(r))
+        parts["exact"] = judge_identity(
+            cid, float(r[w]), 1.0,
+            "audited ITD estimate against the exact ITD estimate (forward recursion of eq. (17)) at every T, in "
+            "units of the round-off allowance 2 (T+1)(d+2) eps (||grad_x f|| + kappa ||grad_y f||) (worst at "
+            f"{df['config'].iloc[w]}, T = {int(df['T'].iloc[w])}, discrepancy {df['dev'].iloc[w]:.3g})")
     return combine(cid, parts, headline="bound", details={"figure": _error_figure(cid, all_rows)})
 
 
