@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from bilevelbench.algorithms import get, run, stochastic
-from bilevelbench.algorithms.base import resolve_params
+from bilevelbench.algorithms.base import DivergenceWarning, resolve_params
 from bilevelbench.algorithms.deterministic import aid_estimate, inner_gd
 from bilevelbench.algorithms.oracle import CountedOracle
 from bilevelbench.algorithms.sid import sid_estimate
@@ -362,7 +362,9 @@ def test_sid_batch_reproduces_true_hypergradient(family):
             pytest.skip(f"{family} not registered yet")
         p = make_problem(family, dim_x=4, dim_y=5, batch=2, kappa=10.0)
     x0 = 0.3 * torch.ones(2, p.dim_x, dtype=torch.float64)
-    tr = run("sid", p, 1, x0=x0, t=400, k=400, jv="exact")
+    # the full map needs no per-sample contraction: the paper's alpha = 2/(L+mu) of the mean (SID Sec. 6)
+    alpha = 2.0 / (p.constants.L + p.constants.mu)
+    tr = run("sid", p, 1, x0=x0, t=400, k=400, jv="exact", alpha=alpha)
     assert rel(tr.estimates[1], p.hypergradient(x0)) <= 1e-10
 
 
@@ -384,15 +386,17 @@ def test_bad_input_raises_naming_the_parameter():
     for name in ("stocbio", "bsa", "ttsa"):  # the message names the algorithm that was asked for
         with pytest.raises(TypeError, match=f"^{name} needs a stochastic problem"):
             run(name, make_problem("quadratic", batch=2), 1)
-    with pytest.raises(ValueError, match="tasks=17 exceeds"):
-        run("meta-itd-bio", p, 1, tasks=p.n_g + 1, replace=False)
+    meta = make_problem("meta-learning", batch=2)
+    with pytest.raises(ValueError, match=f"tasks={meta.tasks + 1} exceeds"):
+        run("meta-itd-bio", meta, 1, tasks=meta.tasks + 1, replace=False)
 
 
 def test_too_large_outer_step_is_reported_as_diverged():
     """beta far above 2/L_Phi(true) makes x blow up geometrically: the driver reports the divergence
     (Trace.diverged) instead of returning NaN silently."""
     p = toy(batch=2)
-    tr = run("stocbio", p, 100, N=2, Q=2, alpha=0.3, eta=0.4, beta=1e4)
+    with pytest.warns(DivergenceWarning, match="stocbio: 2 of 2"):
+        tr = run("stocbio", p, 100, N=2, Q=2, alpha=0.3, eta=0.4, beta=1e4)
     assert tr.diverged is not None and bool((tr.diverged_at > 0).all())
     assert tr.iterations[-1] < 100  # the run ended when every instance had diverged
 
