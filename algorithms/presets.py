@@ -4,6 +4,11 @@ Where a theorem fixes a quantity only up to Theta(.), the preset takes the hidde
 explicit argument (``c``, ``c_N``, ``c_Q``, ``c_beta``), default 1, and says so. The Loops paper's
 Theorems 1 and 3 define beta through Theta(.) expressions (w~, w); we evaluate them with every hidden
 constant set to 1.
+
+Each preset names the theorem it follows with ``cites``, together with that theorem's step-size conditions
+(inner step alpha, solver step eta, outer step beta against 1/(8 L_Phi) (ICML Thm 1), 1/(4 L_Phi) (ICML Thm
+2/3, arXiv Thm 1/2, Loops Thm 2), ...); ``base.run`` checks them on every run and lists the broken ones in
+``Trace.outside_theory`` (a preset's own values are inside them: tests/algorithms/test_driver.py).
 """
 
 from __future__ import annotations

@@ -199,6 +199,11 @@ CONFIGS = {
     "stocbio-norepl": ("stocbio", dict(FIXED, N=2, Q=2, B=2.0, S=4, replace=False)),
     "bsa": ("bsa", dict(alpha=0.3, gamma=4.0, eta=0.4, beta=0.05, b=4, S=2, B=2)),
     "ttsa": ("ttsa", dict(alpha=0.3, eta=0.4, beta=0.05, b=4, D_f=2)),
+    # the variants: BSA's inner loop set by the horizon [INF]; TTSA as the public benchmark runs it [CODE]
+    "bsa-horizon": ("bsa", dict(alpha=0.3, gamma=4.0, eta=0.4, beta=0.05, b=3, S=2, schedule="horizon",
+                                c_t=1.5)),
+    "ttsa-public": ("ttsa", dict(alpha=0.3, eta=0.4, beta=0.05, b=4, S=3, D_f=2, step_rule="decaying",
+                                 jv_batch="reuse")),
     "sid-stoch": ("sid", dict(alpha=0.5, S=3, t=6, k=5, beta=0.05)),
     "sid-dec": ("sid", dict(alpha=0.5, S=3, t=6, k=5, beta=0.05, policy="decreasing", eta_beta=2.5)),
     "sid-batch": ("sid", dict(alpha=0.5, t=6, k=5, beta=0.05)),
@@ -273,10 +278,14 @@ def _per_step_counts(name, params, k, p, neumann_p=None):
         return dict(gc_g=P["N"] * P["S"], gc_f=2 * P["D_f"], hv=hv, jv=P["D_g"], samples_f=P["D_f"],
                     samples_g=P["N"] * P["S"] + hv + P["D_g"])
     if name in ("bsa", "ttsa"):
-        N = math.ceil(math.sqrt(k + 1)) if name == "bsa" else 1
-        executed = dict(gc_g=N * P["S"], gc_f=2 * P["D_f"], hv=max(neumann_p) * P["B"], jv=P["D_g"],
-                        samples_f=P["D_f"], samples_g=N * P["S"] + (P["b"] - 1) * P["B"] + P["D_g"])
-        own = [dict(executed, hv=q * P["B"], samples_g=N * P["S"] + q * P["B"] + P["D_g"]) for q in neumann_p]
+        # t_k: ceil(sqrt(k+1)) ('sqrt') or ceil(c_t sqrt(K)) ('horizon', K = 4 steps); TTSA one step
+        N = (math.ceil(math.sqrt(k + 1)) if P["schedule"] == "sqrt" else math.ceil(P["c_t"] * 2)) \
+            if name == "bsa" else 1
+        # the cross term's batch: D_g fresh samples, or TTSA's y-step batch reused (S JV, nothing drawn)
+        jv, drawn_g = (P["S"], 0) if P.get("jv_batch") == "reuse" else (P["D_g"], P["D_g"])
+        executed = dict(gc_g=N * P["S"], gc_f=2 * P["D_f"], hv=max(neumann_p) * P["B"], jv=jv,
+                        samples_f=P["D_f"], samples_g=N * P["S"] + (P["b"] - 1) * P["B"] + drawn_g)
+        own = [dict(executed, hv=q * P["B"], samples_g=N * P["S"] + q * P["B"] + drawn_g) for q in neumann_p]
         return executed, own
     S = 1 if P["S"] is None else P["S"]
     drawn = 0 if P["S"] is None else S * (P["t"] + P["k"] + (P["jv"] == "sampled"))
