@@ -442,6 +442,7 @@ def run(name: str, problem, steps: int, x0=None, preset: str | None = None, gene
 
     record(0, None)
     kept = state  # the state at the last check (every instance finite and within the growth threshold)
+    any_dead = False
     for k in range(steps):
         state = algo.advance(ctx, state, k)
         if (k + 1) % check_every == 0 or k + 1 == steps:
@@ -451,13 +452,14 @@ def run(name: str, problem, steps: int, x0=None, preset: str | None = None, gene
                 nonfinite |= ~torch.isfinite(y).all(dim=-1)
             grown = _state_norm(state) > limit if limit is not None else torch.zeros_like(nonfinite)
             flags = torch.stack([nonfinite, grown]).cpu()  # one synchronisation per check
-            new_nonfinite, new_grown = flags[0] & (diverged_at < 0), flags[1] & (diverged_at < 0)
-            for r in torch.nonzero(new_nonfinite | new_grown).flatten().tolist():
-                reasons[r] = "non-finite" if bool(new_nonfinite[r]) else "growth"
-            diverged_at[new_nonfinite | new_grown] = k + 1
-            dead = diverged_at >= 0  # flagged now or before: held at the state of the last check they passed
-            if bool(dead.any()):
-                state = _freeze(state, kept, dead.to(state.x.device))
+            if any_dead or bool(flags.any()):
+                new_nonfinite, new_grown = flags[0] & (diverged_at < 0), flags[1] & (diverged_at < 0)
+                for r in torch.nonzero(new_nonfinite | new_grown).flatten().tolist():
+                    reasons[r] = "non-finite" if bool(new_nonfinite[r]) else "growth"
+                diverged_at[new_nonfinite | new_grown] = k + 1
+                # flagged now or before: held at the state of the last check they passed
+                state = _freeze(state, kept, (diverged_at >= 0).to(state.x.device))
+                any_dead = True
             kept = state
         est = getattr(state, "estimate", None)
         if (k + 1) % record_every == 0 or k + 1 == steps:
