@@ -82,8 +82,8 @@ def _start(ctx, state: SobaState, k: int) -> SobaState:
 def _init(name: str, finite_sum: bool = False, distinct: bool = False):
     def init(ctx):
         p, problem = ctx.params, ctx.oracle.problem
-        for key in ("S_g", "S_f", "S"):
-            if key in p and p[key] is None and finite_sum:
+        for key in ("S_g", "S_f"):
+            if key in p and p[key] is None and distinct:
                 raise ValueError(f"{name} needs a batch size {key} (a memory per sample); got None")
         if finite_sum and not getattr(problem, "stochastic", False):
             raise TypeError(f"{name} needs a finite-sum problem (stochastic = True); {type(problem).__name__} is not")
