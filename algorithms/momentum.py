@@ -24,6 +24,9 @@ VRBO (outer step k, restart period q, m inner steps):
     - (the same)(previous evaluated point; S2) (component ``sarah.direction``), then y <- y - beta u.
   The previous evaluated point is the one of the last update of (u, d), so each difference spans exactly the
   move since then (the x step included).
+Per outer step costs (``bounds.costs``): one hypergradient estimate and one grad_y g on a sample set of size S
+cost S Gc(g), 2 S Gc(f), Q S HV, S JV; MRBO evaluates it at one point at k = 0 and at two from k = 1 on; VRBO
+at one point (size S1) at a restart and at two points (size S2) in each of its m inner steps.
 Batch sizes None mean the full objective (all n samples of a finite sum, counted n; the deterministic oracle,
 counted 1, on a deterministic problem).
 """
@@ -155,7 +158,7 @@ def _vrbo_step(ctx, s: MomentumState, k: int) -> MomentumState:
 
 
 register(Algorithm(
-    name="vrbo", paper="mrbo21",
+    name="vrbo", paper="vrbo21",
     reference="Yang, Ji, Liang, NeurIPS 2021, Provably Faster Algorithms for Bilevel Optimization, Alg. 2 (VRBO); "
     "update as in the research notes [M] (SARAH/SPIDER, large-batch restart every q steps)",
     stochastic=True, kind="stochastic-single-loop",

@@ -23,6 +23,10 @@ F2SA-p: order-p stencil in nu (ours, the paper's coefficients were not read [D]:
   p = 3 nodes -1, 0, 1, 2 with weights (-2, -3, 6, -1)/6). Inner steps y_j -= gamma (s_j nu grad_y f +
   grad_y g); x -= eta est. Negative nodes need s_j nu f + g strongly convex: nu |s_j| L_fy < mu.
 
+Per outer step costs (``bounds.costs``; J nodes, J_f of them nonzero, inner steps T or K): T (J S Gc(g) + J_f S_f
+Gc(f)) for the inner steps and J S Gc(g) + J_f S_f Gc(f) for the estimate, no HV or JV (fully first order);
+F2BA's public variant evaluates one grad_y g per inner step instead of two.
+
 ``shared_batch`` draws one G batch and one F batch per inner step for every node (and one pair for the
 hypergradient), common random numbers across nodes; the default draws independent batches per call, as the
 public codes do. A batch size None is the full objective (all n samples on a finite sum, counted n; the

@@ -186,7 +186,7 @@ def _saba_step(ctx, s: SobaState, k: int) -> SobaState:
 
 
 register(Algorithm(
-    name="saba", paper="soba22",
+    name="saba", paper="saba22",
     reference="Dagreou, Ablin, Vaiter, Moreau, NeurIPS 2022, SABA (Sec. 3.2: SAGA on each sampled term); Thm 3 "
     "(constant steps, O(1/T)), Thm 4 (PL: linear rate, memories at y_0 and z_0 = z*(x_0), v_0 = v*(x_0))",
     stochastic=True, kind="stochastic-single-loop",

@@ -514,6 +514,16 @@ def test_storm_and_sarah_read_both_points_on_the_same_batch(draws):
     assert [w for w, _ in draws] == ["g", "f"] * 3
 
 
+@pytest.mark.parametrize("name", ["saba", "mrbo", "f2sa-p"])
+def test_autograd_backend_gives_the_same_run(name):
+    """The autograd backend differentiates F and G on each batch (SABA's per-sample values: one counted call per
+    sample): same iterates to round-off (1e-12 over 3 steps) and the same counts."""
+    p = tiny()
+    kw = dict(generator=4, **BATCH_CONFIGS[name])
+    a, b = al.run(name, p, 3, **kw), al.run(name, p, 3, backend="autograd", **kw)
+    assert rel(b.x, a.x) <= 1e-12 and a.counts == b.counts
+
+
 def test_component_plug_ins_replace_the_default():
     p = tiny()
     calls = []
