@@ -5,7 +5,7 @@
 """
 
 # The algorithm modules register themselves on import.
-from . import deterministic, sid, stochastic  # noqa: F401
+from . import amigo, deterministic, momentum, penalty, sid, soba, stochastic  # noqa: F401
 from .base import REGISTRY, Algorithm, Context, DivergenceWarning, Param, Trace, get, names, register, run
 from .oracle import BACKENDS, CountedOracle, Counts
 
