@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue the report in --out: reuse its sweep points whose settings digest matches")
     p_ver.add_argument("--force", action="store_true", help="replace the report already in --out")
     p_ver.add_argument("--seed", type=int, default=0, help="base seed of every sweep")
+    p_ver.add_argument("--threads", type=int, default=1,
+                       help="torch intra-op threads per sweep point (default 1: the sweeps' tensors are small)")
     p_ver.add_argument("--plugin", action="append", default=[],
                        help="module:attr of a plug-in (an Algorithm with roles, or a Component) to audit "
                             "(repeatable)")

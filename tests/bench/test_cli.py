@@ -81,6 +81,7 @@ VERIFY_CASES = [
     (["--write-baseline", "--plugin", "bbplugins.twins:TWIN_AID_BIO"], "plug-in"),
     (["--no-such-flag"], "--no-such-flag"),
     (["--dask-timeout", "0"], "--dask-timeout"),
+    (["--threads", "0"], "--threads"),
     (["--dask-timeout", "soon"], "soon"),
 ]
 
