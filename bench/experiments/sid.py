@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import math
 from dataclasses import dataclass, field
 from functools import cache
@@ -50,9 +51,10 @@ from bilevelbench.bounds.sid_constants import sid_constants
 from . import Arm, Experiment, Key, Row, register_experiment
 from .common import cast_of
 
-__all__ = ["replicated", "MiniBatchLogistic", "AffineMaps", "affine_maps", "fixed_point_moments", "sid_moments",
-           "map_variance", "SQ", "SidMcKey", "SidMcRow", "SgdKey", "SgdRow", "MapVarKey", "MapVarRow", "Fig1Key",
-           "Fig1Row", "MC", "SGD", "MAP_VARIANCE", "FIG1", "sq_setup"]
+__all__ = ["replicated", "MiniBatchLogistic", "CoupledQuadratic", "AffineMaps", "affine_maps", "fixed_point_moments",
+           "sid_moments", "map_variance", "SQ", "COUPLED", "mc_setup", "mc_problem", "sq_setup", "run_sid", "SidMcKey",
+           "SidMcRow", "SgdKey", "SgdRow", "MapVarKey", "MapVarRow", "Fig1Key", "Fig1Row", "MC", "SGD", "MAP_VARIANCE",
+           "FIG1"]
 
 MC = "mc/sid-estimator"
 SGD = "mc/fixed-point-sgd"
@@ -74,9 +76,11 @@ def one_thread():
 
 
 def streams(seed: int, block: int, R: int) -> Streams:
-    """Block ``block`` of R independent streams of a sweep point: seeds seed + block R + r, disjoint across the
-    blocks of one point (a SID run and its restarts never share a stream)."""
-    return Streams(torch.arange(R, dtype=torch.int64) + int(seed) + block * R)
+    """Block ``block`` of R independent streams of a sweep point: seeds base + r with base a hash of (seed, block)
+    in [0, 2^31), so the blocks of one point (a SID run and its restarts) and of nearby point seeds do not share
+    streams (two blocks overlap with probability below R/2^30)."""
+    h = hashlib.sha256(f"sid-streams|{int(seed)}|{int(block)}".encode()).digest()
+    return Streams(torch.arange(R, dtype=torch.int64) + (int.from_bytes(h[:4], "little") & 0x7FFFFFFF))
 
 
 def _sq(a):
@@ -182,6 +186,69 @@ class MiniBatchLogistic(LogisticLower):
         return float((self.Xb[0] ** 2).sum(-1).mean())
 
 
+class CoupledQuadratic(an.FAMILIES["quadratic"]):
+    """A finite sum around the ``quadratic`` instance whose per-sample curvature and x-coupling come from the same
+    sample (as when a hyperparameter weighs or shifts the training points): with D_i = a_i a_i' - I,
+      G_i(x, y) = g(x, y) + t/2 (y - C x)' D_i (y - C x),  (1/n) sum_i a_i a_i' = I exactly,
+    so the mean is g exactly (y*, Phi, grad Phi are the quadratic instance's), grad_yy G_i = A + t D_i and
+    grad_x grad_y G_i = -B' - t C' D_i: the sampled Jacobian and Hessian of one sample are correlated
+    (E[(J_i - J)(H_i - H)] = -t^2 C' E[D_i^2], a fourth moment of the a_i). a_i = sqrt(n) rows of a Haar matrix
+    with orthonormal columns (n x dim_y); C = ``c_scale`` N(0, 1/dim_y) entries. Every G_i is (mu - t)-strongly
+    convex (D_i >= -I). All R instances are copies of instance 0. Not registered as a family; ``constants`` are
+    the mean problem's (q of SID's map is that of A)."""
+
+    stochastic = True
+
+    def __init__(self, *, n_g=32, noise=0.2, c_scale=3.0, **kw):
+        self.n_g, self.n_f, self.noise, self.c_scale = int(n_g), 1, float(noise), float(c_scale)
+        super().__init__(**kw)
+
+    def _build(self):
+        one = an.FAMILIES["quadratic"](dim_x=self.dim_x, dim_y=self.dim_y, kappa=self.kappa, seed=self.seed, L=self.L,
+                                       coupling=self.coupling, w=self.w, lam=self.lam, nonconvex=self.nc, batch=1)
+        self.spectrum = one.spectrum
+        for name in ("A", "A_inv", "B", "c", "x_opt", "e"):
+            setattr(self, name, self._t(getattr(one, name).expand(self.R, *getattr(one, name).shape[1:])))
+        self._AB = self._stack_lower(self.A, self.B)
+        gen = torch.Generator().manual_seed(1_000_003 * self.seed + 29)
+        q, r = torch.linalg.qr(torch.randn(self.n_g, self.dim_y, generator=gen, dtype=torch.float64))
+        self.a = self._t(math.sqrt(self.n_g) * q * torch.sign(torch.diagonal(r)))
+        self.C = self._t(self.c_scale * torch.randn(self.dim_y, self.dim_x, generator=gen, dtype=torch.float64)
+                         / math.sqrt(self.dim_y))
+
+    def sample(self, which, size, streams, replace=True):
+        """Indices (R, size) of samples of G, uniform with replacement, from ``analytic.rng.Streams``."""
+        if which != "g" or not replace:
+            raise ValueError("CoupledQuadratic samples G with replacement only (SID uses f in full)")
+        if not isinstance(streams, Streams):
+            raise TypeError(f"streams must be an analytic.rng.Streams, got {type(streams).__name__}")
+        return streams.integers(self.n_g, int(size)).to(self.device)
+
+    def _D(self, u, idx):
+        """(1/S) sum_i D_i u over the batch idx (R, S): D_B u, (R, d)."""
+        X = self.a[idx]  # (R, S, d)
+        return torch.bmm(X.transpose(1, 2), torch.bmm(X, u.unsqueeze(-1))).squeeze(-1) / X.shape[1] - u
+
+    def _u(self, x, y):
+        return y - self._mv(self.C, x)
+
+    def _G(self, x, y, idx):
+        u = self._u(x, y)
+        return self._g(x, y) + 0.5 * self.noise * (u * self._D(u, idx)).sum(-1)
+
+    def _grad_y_G(self, x, y, idx):
+        return self._grad_y_g(x, y) + self.noise * self._D(self._u(x, y), idx)
+
+    def _grad_x_G(self, x, y, idx):
+        return self._grad_x_g(x, y) - self.noise * self._mtv(self.C, self._D(self._u(x, y), idx))
+
+    def _hvp_G(self, x, y, v, idx):
+        return self._hvp(x, y, v) + self.noise * self._D(v, idx)
+
+    def _jvp_G(self, x, y, v, idx):
+        return self._jvp(x, y, v) - self.noise * self._mtv(self.C, self._D(v, idx))
+
+
 # ====================================================================== exact moments on a quadratic finite sum
 @dataclass(frozen=True)
 class AffineMaps:
@@ -269,8 +336,9 @@ def fixed_point_moments(maps: AffineMaps, alpha: float, S: int, eta, ts, w0=None
     return out
 
 
-def sid_moments(maps: AffineMaps, alpha: float, S: int, eta, ts, jv: str) -> dict[int, dict]:
-    """Exact moments of SID's estimate (eq. 8) with t = k (each t of ``ts``), w_0 = v_0 = 0, steps eta_j for both
+def sid_moments(maps: AffineMaps, alpha: float, S: int, eta, ts, jv: str, ks=None, w0=None) -> list[dict]:
+    """Exact moments of SID's estimate (eq. 8) after t steps of (28) and k = t steps of (29) (or k = ``ks[i]`` for
+    ``ts[i]``), w_0 = 0 (or ``w0``), v_0 = 0, steps eta_j for both
     chains (SID eqs. 28, 29), independent mini-batches of S samples; d2 Phi^ exact (``jv = 'exact'``) or one fresh
     batch of S (``'sampled'``).
 
@@ -279,29 +347,31 @@ def sid_moments(maps: AffineMaps, alpha: float, S: int, eta, ts, jv: str) -> dic
     Q' = Q - c (H Q + Q H) + c^2 (H Q H + K(Q)) + eta [(I - c H) N G2 + G2 N'(I - c H)] + eta^2 G2,
     G2 = E[gf(w_t) gf(w_t)'] from the w-chain's moments (:func:`fixed_point_moments`). The estimate is
     est = Gx w + gx0 - alpha J_z v with J_z the exact J or a batch mean (E[J_z] = J, D = E (J_z - J)'(J_z - J)).
-    Returns per t: ``mean`` E[est] (list), ``bias`` ||E est - grad f||, ``vm`` = V[E[est | w_t]] (Thm 3.3's
-    left side), ``cond`` = E[V[est | w_t]] (Thm 3.2's), ``mse`` (Thm 3.4's), ``rho`` = E||w_t - w*||^2 and
+    Returns one dict per t of ``ts`` (in order): ``mean`` E[est] (list), ``bias`` ||E est - grad f||, ``vm`` =
+    V[E[est | w_t]] (Thm 3.3's left side), ``cond`` = E[V[est | w_t]] (Thm 3.2's), ``mse`` (Thm 3.4's), ``rho`` =
+    E||w_t - w*||^2 and
     ``sigma`` = E||v_k - v(w_t)||^2 (v(w) = (alpha H)^-1 gf(w), SID eq. 5) (Assumption C's rates, averaged
     over w_t)."""
     if jv not in ("exact", "sampled"):
         raise ValueError(f"jv must be 'exact' or 'sampled', got {jv!r}")
-    ts = sorted(int(t) for t in ts)
+    ts = [int(t) for t in ts]
+    ks = ts if ks is None else [int(k) for k in ks]
     d = maps.H.shape[0]
     eye = np.eye(d)
     H, J, F1, f0, Gx, gx0, grad, ws = maps.H, maps.J, maps.F1, maps.f0, maps.Gx, maps.gx0, maps.grad, maps.w_star
     K, _, _ = _batch_ops(maps, S)
     dJ = maps.Js - J
     D = np.einsum("nai,naj->ij", dJ, dJ) / (maps.n * S) if jv == "sampled" else np.zeros((d, d))
-    wm = fixed_point_moments(maps, alpha, S, eta, ts)
+    wm = fixed_point_moments(maps, alpha, S, eta, ts, w0)
     g1 = np.stack([F1 @ wm[t][0] + f0 for t in ts])
     G2 = np.stack([F1 @ wm[t][1] @ F1.T + np.outer(F1 @ wm[t][0], f0) + np.outer(f0, F1 @ wm[t][0])
                    + np.outer(f0, f0) for t in ts])
     Q, N = np.zeros_like(G2), np.zeros((d, d))
     at: dict[int, tuple] = {}
-    for j in range(ts[-1] + 1):
-        for i, t in enumerate(ts):
-            if t == j:
-                at[t] = (N.copy(), Q[i].copy())
+    for j in range(max(ks) + 1):
+        for i, k in enumerate(ks):
+            if k == j:
+                at[i] = (N.copy(), Q[i].copy())
         e = eta(j)
         c = e * alpha
         IcH = eye - c * H
@@ -311,10 +381,10 @@ def sid_moments(maps: AffineMaps, alpha: float, S: int, eta, ts, jv: str) -> dic
              + e * (cross + cross.transpose(0, 2, 1)) + e * e * G2)
         N = IcH @ N + e * eye
     Vm = np.linalg.inv(alpha * H)
-    out = {}
+    out = []
     for i, t in enumerate(ts):
         m, M = wm[t]
-        N, Qt = at[t]
+        N, Qt = at[i]
         cov_w = M - np.outer(m, m)
         A = Gx - alpha * J @ N @ F1  # E[est | w] = A w + a
         a = gx0 - alpha * J @ N @ f0
@@ -328,8 +398,8 @@ def sid_moments(maps: AffineMaps, alpha: float, S: int, eta, ts, jv: str) -> dic
         mse = Euu - 2 * alpha * Euv + alpha**2 * float(np.trace(J.T @ J @ Qt)) + alpha**2 * float(np.trace(D @ Qt))
         sigma = float(np.trace(Qt) - 2 * np.trace(Vm @ G2[i] @ N.T) + np.trace(Vm @ G2[i] @ Vm.T))
         rho = float(np.trace(M) - 2 * m @ ws + ws @ ws)
-        out[t] = {"mean": mean.tolist(), "bias": float(np.linalg.norm(bias)), "vm": vm,
-                  "cond": mse - float(bias @ bias) - vm, "mse": mse, "rho": rho, "sigma": sigma}
+        out.append({"mean": mean.tolist(), "bias": float(np.linalg.norm(bias)), "vm": vm,
+                  "cond": mse - float(bias @ bias) - vm, "mse": mse, "rho": rho, "sigma": sigma})
     return out
 
 
@@ -344,20 +414,24 @@ def map_variance(problem, x, w, alpha):
     return alpha**2 * tot / problem.n_g
 
 
-# ====================================================================== the stochastic-quadratic instance
-#: one instance for every Monte Carlo: its mean is a ``quadratic`` instance (q, L_Phi, mu1, mu2 exact, nu1 = nu2 =
+# ====================================================================== the Monte Carlo instances
+#: the stochastic-quadratic instance: its mean is a ``quadratic`` instance (q, L_Phi, mu1, mu2 exact, nu1 = nu2 =
 #: 0), per-sample Hessians and Jacobians vary (L_Phi~ > q, m2 > 0 with a sampled d2 Phi^), y*, v(w), grad f exact
 SQ = {"dim_x": 2, "dim_y": 4, "kappa": 4.0, "n_g": 32, "n_f": 32, "noise": 0.2, "seed": 0}
 SQ_S = 4  # mini-batch of the maps
+#: the coupled instance (:class:`CoupledQuadratic`) around the same mean quadratic instance: one sample's Jacobian
+#: and Hessian are correlated, which a SID reusing a batch for the final product d2 Phi^' v turns into a bias
+COUPLED = {"dim_x": 2, "dim_y": 4, "kappa": 4.0, "seed": 0, "n_g": 32, "noise": 0.2, "c_scale": 3.0}
 
 
 @dataclass(frozen=True)
-class SQSetup:
-    """SID's constants of the stochastic-quadratic instance at x = 0.5 (all coordinates), alpha = 2/(L + mu): the
-    deterministic ones (q, c1, L_Phi, nu2, L_E) from ``sid_constants`` of the mean ``quadratic`` instance (exact
-    there), the stochastic ones (L_Phi~ exact, m2 a Frobenius bound) from the family; sigma2 of Theorems 4.3 and
-    5.1; beta = 2/(1 - q^2) (SID Sec. 4: the minimiser of c's second term), gamma = beta (1 + sigma2) (Theorem
-    5.1's smallest); var_fp = V[Phi^(w*)] for a batch of S (exact)."""
+class MCSetup:
+    """SID's constants of a Monte Carlo instance at x = 0.5 (all coordinates), alpha = 2/(L + mu): the deterministic
+    ones (q, c1, L_Phi, nu2, L_E) from ``sid_constants`` of the mean ``quadratic`` instance (exact there); L_Phi~ =
+    max_i ||I - alpha grad_yy G_i|| (exact: the norm of a batch mean is at most the largest per-sample one); m2 =
+    alpha^2 E||J_i - J||_F^2 (per sample; Frobenius >= spectral: a bound); sigma2 of Theorems 4.3 and 5.1; beta =
+    2/(1 - q^2) (SID Sec. 4: the minimiser of c's second term), gamma = beta (1 + sigma2) (Theorem 5.1's smallest);
+    var_fp = V[Phi^(w*)] for a batch of S (exact)."""
 
     alpha: float
     q: float
@@ -374,34 +448,51 @@ class SQSetup:
     w_norm_sq: float
 
 
-def sq_problem(R: int, env=None, **over):
+def mc_problem(instance: str, R: int, env=None, **over):
+    """The replicated Monte Carlo instance ``'sq'`` (stochastic-quadratic) or ``'coupled'`` with R copies."""
     dtype = env.torch_dtype() if env is not None else torch.float64
     device = env.device if env is not None else "cpu"
-    return replicated(an.FAMILIES["stochastic-quadratic"])(**{**SQ, **over}, batch=R, dtype=dtype, device=device)
+    if instance == "sq":
+        return replicated(an.FAMILIES["stochastic-quadratic"])(**{**SQ, **over}, batch=R, dtype=dtype, device=device)
+    if instance == "coupled":
+        return CoupledQuadratic(**{**COUPLED, **over}, batch=R, dtype=dtype, device=device)
+    raise ValueError(f"instance must be 'sq' or 'coupled', got {instance!r}")
+
+
+def sq_problem(R: int, env=None, **over):
+    return mc_problem("sq", R, env, **over)
 
 
 def sq_x(problem) -> torch.Tensor:
-    return problem.default_x0() + 0.5
+    return torch.full((problem.R, problem.dim_x), 0.5, dtype=problem.dtype, device=problem.device)
 
 
 @cache
-def sq_setup(S: int = SQ_S) -> tuple[SQSetup, AffineMaps]:
-    """:class:`SQSetup` and the exact :class:`AffineMaps` of the instance (float64, CPU, computed once)."""
-    prob = sq_problem(1)
+def mc_setup(instance: str, S: int) -> tuple[MCSetup, AffineMaps]:
+    """:class:`MCSetup` and the exact :class:`AffineMaps` of a Monte Carlo instance (float64, CPU, once)."""
+    prob = mc_problem(instance, 1)
     x = sq_x(prob)
     c = prob.constants
     alpha = 2.0 / (c.L + c.mu)
     mean = an.make_problem("quadratic", dim_x=prob.dim_x, dim_y=prob.dim_y, kappa=prob.kappa, seed=prob.seed,
                            batch=1)
-    det, sto = sid_constants(mean, x, alpha), sid_constants(prob, x, alpha)
+    det = sid_constants(mean, x, alpha)
+    maps = affine_maps(prob, x)
+    eye = np.eye(prob.dim_y)
+    L_tilde = max(float(np.linalg.norm(eye - alpha * H, 2)) for H in maps.Hs)
+    m2 = alpha**2 * float(((maps.Js - maps.J) ** 2).sum((1, 2)).mean())
     q = det.q
-    s2 = B.thm5_1_sigma2(sto.L_Phi_tilde, q)
+    s2 = B.thm5_1_sigma2(L_tilde, q)
     beta = 2.0 / (1.0 - q * q)
     var_fp = float(map_variance(prob, x, prob.y_star(x), alpha)[0]) / S  # batch of S, with replacement
-    setup = SQSetup(alpha=alpha, q=q, c1=det.c1, L_Phi=det.L_Phi, nu2=det.nu2, L_E=det.L_E, m2_sample=sto.m2,
-                    L_Phi_tilde=sto.L_Phi_tilde, sigma2=s2, beta=beta, gamma=beta * (1.0 + s2), var_fp=var_fp,
+    setup = MCSetup(alpha=alpha, q=q, c1=det.c1, L_Phi=det.L_Phi, nu2=det.nu2, L_E=det.L_E, m2_sample=m2,
+                    L_Phi_tilde=L_tilde, sigma2=s2, beta=beta, gamma=beta * (1.0 + s2), var_fp=var_fp,
                     w_norm_sq=float(_sq(prob.y_star(x)[0])))
-    return setup, affine_maps(prob, x)
+    return setup, maps
+
+
+def sq_setup(S: int = SQ_S) -> tuple[MCSetup, AffineMaps]:
+    return mc_setup("sq", S)
 
 
 # ====================================================================== running SID through the cast
@@ -416,29 +507,40 @@ def run_sid(env, problem, x, gen, *, y0=None, **params):
 
 
 # ====================================================================== mc/sid-estimator
-#: R Monte Carlo runs and the grid of t = k (quick: half-widths of about 0.1% of ||E grad^f|| for the mean and 35%
-#: of E[V[grad^f | w_t]], the noisiest second moment: a 10% mean error or a 2x variance error is seen)
-MC_SIZES = {"quick": {"R": 256, "ts": (16, 64, 256, 1024)}, "full": {"R": 1024, "ts": (16, 64, 256, 1024, 4096)}}
+#: R Monte Carlo runs and the grids. 'sq': t = k, Theorem 5.1's decreasing steps from w_0 = 0 (quick: half-widths of
+#: about 0.1% of ||E grad^f|| for the mean and 35% of E[V[grad^f | w_t]], the noisiest second moment: a 10% mean
+#: error or a 2x variance error is seen). 'coupled': w_t = w* (t = 0), k short v-chains with eta = 1 (Stoch const)
+#: and single-sample batches, where the correlation of a sample's Jacobian and Hessian is largest
+MC_SIZES = {"quick": {"sq": {"R": 256, "ts": (16, 64, 256, 1024)}, "coupled": {"R": 4096, "ks": (2,)}},
+            "full": {"sq": {"R": 1024, "ts": (16, 64, 256, 1024, 4096)}, "coupled": {"R": 16384, "ks": (2,)}}}
+COUPLED_S = 1
 #: the parameters the audited SID arm sets (a plug-in must declare them all)
 SID_PARAMS = ("alpha", "S", "t", "k", "policy", "eta", "eta_beta", "eta_gamma", "jv", "beta", "warm_w")
 
 
 @dataclass(frozen=True)
 class SidMcKey(Key):
+    instance: str  # 'sq' | 'coupled'
     jv: str
+    policy: str  # 'decreasing' (Theorem 5.1's steps) | 'constant' (eta = 1)
+    start: str  # 'zero' (w_0 = 0, SID's) | 'solution' (w_0 = w*, t = 0)
     R: int
     S: int
     ts: list = field(default_factory=list)
+    ks: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class SidMcRow(Row):
-    """All R runs at one t = k (lists over runs): squared errors of w_t and of the two v-chains (NaN when the
-    player's state holds no v), ||grad_1 E(w_t)||^2, the two estimates' errors est - grad f (R lists of dim_x),
-    the instance's SID constants and the exact values (``ex_*``, :func:`sid_moments`)."""
+    """All R runs at one checkpoint (t, k) (lists over runs): squared errors of w_t and of the two v-chains (NaN
+    when the player's state holds no v), ||grad_1 E(w_t)||^2, the two estimates' errors est - grad f (R lists of
+    dim_x), the instance's SID constants and the exact values (``ex_*``, :func:`sid_moments`)."""
 
+    instance: str
     jv: str
+    policy: str
     t: int
+    k: int
     R: int
     dw2: list
     gradE2: list
@@ -470,30 +572,32 @@ class SidMcRow(Row):
 
 
 def measure_sid_mc(key: SidMcKey, env, seed: int) -> list[SidMcRow]:
-    """SID at t = k over ``key.ts`` for R runs of the stochastic-quadratic instance (module docstring)."""
+    """SID at the checkpoints (t, k) of ``key`` for R runs of one instance (module docstring)."""
     with one_thread():
         return _sid_mc(key, env, seed)
 
 
 def _sid_mc(key, env, seed):
     R, S = key.R, key.S
-    su, maps = sq_setup(S)
-    prob = sq_problem(R, env)
+    su, maps = mc_setup(key.instance, S)
+    prob = mc_problem(key.instance, R, env)
     x = sq_x(prob)
-    eta = step_size_policy("decreasing", beta=su.beta, gamma=su.gamma)
-    exact = sid_moments(maps, su.alpha, S, eta, key.ts, key.jv)
-    truth = prob.hypergradient(x)
+    eta = step_size_policy(key.policy, 1.0, su.beta, su.gamma)
     w_star = prob.y_star(x)
+    start = w_star if key.start == "solution" else None
+    exact = sid_moments(maps, su.alpha, S, eta, key.ts, key.jv, ks=key.ks,
+                        w0=maps.w_star if key.start == "solution" else None)
+    truth = prob.hypergradient(x)
     grad = [float(g) for g in truth[0]]
-    common = {"alpha": su.alpha, "S": S, "policy": "decreasing", "eta": 1.0, "eta_beta": su.beta,
+    common = {"alpha": su.alpha, "S": S, "policy": key.policy, "eta": 1.0, "eta_beta": su.beta,
               "eta_gamma": su.gamma, "jv": key.jv}
     const = {"q": su.q, "alpha": su.alpha, "c1": su.c1, "L_Phi": su.L_Phi, "nu2": su.nu2, "L_E": su.L_E,
              "m2": su.m2_sample / S if key.jv == "sampled" else 0.0, "L_Phi_tilde": su.L_Phi_tilde,
              "beta": su.beta, "gamma": su.gamma, "var_fp": su.var_fp, "w_norm_sq": su.w_norm_sq, "S": S}
     rows = []
-    for i, t in enumerate(key.ts):
-        p = {**common, "k": t}
-        est0, w, v0 = run_sid(env, prob, x, streams(seed, 2 * i, R), t=t, warm_w=False, **p)
+    for i, (t, k) in enumerate(zip(key.ts, key.ks, strict=True)):
+        p = {**common, "k": k}
+        est0, w, v0 = run_sid(env, prob, x, streams(seed, 2 * i, R), y0=start, t=t, warm_w=False, **p)
         # an independent v-chain and estimate at the same w_t: SID restarted from w_t with fresh streams
         est1, _, v1 = run_sid(env, prob, x, streams(seed, 2 * i + 1, R), y0=w, t=0, warm_w=True, **p)
         b = prob.grad_y_f(x, w)
@@ -502,18 +606,23 @@ def _sid_mc(key, env, seed):
         cols = {"dw2": _sq(w - w_star), "gradE2": _sq(b),
                 "dv2_0": _sq(v0 - v_true) if v0 is not None else nan,
                 "dv2_1": _sq(v1 - v_true) if v1 is not None else nan}
-        cols = {k: c.detach().cpu().double().tolist() for k, c in cols.items()}
+        cols = {name: c.detach().cpu().double().tolist() for name, c in cols.items()}
         e0, e1 = ((e - truth).detach().cpu().double().tolist() for e in (est0, est1))
-        ex = exact[t]
-        rows.append(SidMcRow(jv=key.jv, t=int(t), R=R, **cols, e0=e0, e1=e1, grad=grad, **const,
-                             ex_mean=ex["mean"], ex_bias=ex["bias"], ex_cond=ex["cond"], ex_vm=ex["vm"],
-                             ex_mse=ex["mse"], ex_rho=ex["rho"], ex_sigma=ex["sigma"]))
+        ex = exact[i]
+        rows.append(SidMcRow(instance=key.instance, jv=key.jv, policy=key.policy, t=int(t), k=int(k), R=R, **cols,
+                             e0=e0, e1=e1, grad=grad, **const, ex_mean=ex["mean"], ex_bias=ex["bias"],
+                             ex_cond=ex["cond"], ex_vm=ex["vm"], ex_mse=ex["mse"], ex_rho=ex["rho"],
+                             ex_sigma=ex["sigma"]))
     return rows
 
 
 def _mc_grid(profile):
-    sz = MC_SIZES[profile]
-    return tuple(SidMcKey(jv=jv, R=sz["R"], S=SQ_S, ts=list(sz["ts"])) for jv in ("exact", "sampled"))
+    sq, co = MC_SIZES[profile]["sq"], MC_SIZES[profile]["coupled"]
+    keys = [SidMcKey(instance="sq", jv=jv, policy="decreasing", start="zero", R=sq["R"], S=SQ_S, ts=list(sq["ts"]),
+                     ks=list(sq["ts"])) for jv in ("exact", "sampled")]
+    keys.append(SidMcKey(instance="coupled", jv="sampled", policy="constant", start="solution", R=co["R"],
+                         S=COUPLED_S, ts=[0] * len(co["ks"]), ks=list(co["ks"])))
+    return tuple(keys)
 
 
 register_experiment(Experiment(
@@ -521,9 +630,11 @@ register_experiment(Experiment(
     arms=(Arm("sid", params=SID_PARAMS, family="stochastic-quadratic", label="SID (audited)"),),
     summary="SID (eqs. 28, 29, 8) on one stochastic-quadratic instance (dim_x 2, dim_y 4, kappa 4, n_g 32, noise "
             "0.2), alpha = 2/(L+mu), mini-batches of 4, steps beta/(gamma + t) of Theorem 5.1 (beta = 2/(1-q^2), "
-            "gamma = beta (1 + sigma_2)); d2 Phi^ exact (m2 = 0) and sampled (m2 > 0); R runs (quick 256, full "
-            "1024); per w_t a second SID run restarted at w_t gives an independent v-chain and estimate; exact "
-            "moments by the second-moment recursion"))
+            "gamma = beta (1 + sigma_2)), t = k; d2 Phi^ exact (m2 = 0) and sampled (m2 > 0); and on a coupled "
+            "finite sum around the same mean (a sample's Jacobian and Hessian correlated) at w_t = w*, k = 2, 4, 8, "
+            "eta = 1, single-sample batches, sampled d2 Phi^; R runs (quick 256 and 4096); per w_t a second SID run "
+            "restarted at w_t gives an independent v-chain and estimate; exact moments by the second-moment "
+            "recursion"))
 
 
 # ====================================================================== mc/fixed-point-sgd
