@@ -100,8 +100,9 @@ SID_STALE_RHS = _plug("defect-sid-stale-rhs", _stale_rhs)
 
 #: attribute -> (claims of the quick profile that must find it violated, what is wrong)
 DEFECTS = {
-    "SID_W_DEC_ONLY": (("sid21.thm5.1",), "SID with decreasing steps on w only (v keeps eta = 1)"),
-    "FP_NO_RELAXATION": (("sid21.thm4.2",), "fixed-point iteration w <- T^(w) without the relaxation eta_t"),
-    "SID_JV_LAST_BATCH": (("sid21.thm3.2",), "SID's final Jacobian product reuses the v-chain's last batch"),
-    "SID_STALE_RHS": (("sid21.thm3.1",), "SID's linear system right-hand side taken at w_0 instead of w_t"),
+    "SID_W_DEC_ONLY": (("sid21.thm5.1", "sid21.thm3.1"), "SID with decreasing steps on w only (v keeps eta = 1)"),
+    "FP_NO_RELAXATION": (("sid21.thm4.2", "sid21.thm4.2.rate"),
+                         "fixed-point iteration w <- T^(w) without the relaxation eta_t"),
+    "SID_JV_LAST_BATCH": (("sid21.thm3.1",), "SID's final Jacobian product reuses the v-chain's last batch"),
+    "SID_STALE_RHS": (("sid21.thm3.1", "sid21.eq14"), "SID's linear system right-hand side taken at w_0, not w_t"),
 }
