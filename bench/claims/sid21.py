@@ -9,8 +9,8 @@ Two kinds of checks. The paper's bound is the headline: a Monte Carlo mean with 
 the bound evaluated with the instance's exact constants. Where the instance has a closed-form expectation (the
 stochastic-quadratic instance, whose SID iterates have exact moments), the Monte Carlo mean is also compared
 two-sidedly with the exact value (``judge_exact``): a player whose mean differs from the paper's algorithm's is
-violated even where the loose bound cannot see it. Those comparisons use family-wise 99.9% intervals per claim
-(Bonferroni over the claim's comparisons), so that a correct SID is flagged falsely in at most 0.1% of runs; the
+violated even where the loose bound cannot see it. Those comparisons use family-wise 99.99% intervals per claim
+(Bonferroni over the claim's comparisons), so that a correct SID is flagged falsely in about 0.01% of runs; the
 resolution asked of them is a 10% error of a mean (relative to ||E grad^f||) and a factor-2 error of a second
 moment (relative error 1: the half-width must be at most half the exact value).
 """
@@ -33,8 +33,11 @@ from . import Claim, register_claim
 
 P = "sid21"
 RTOL = 1e-9  # float64 round-off on bounds evaluated from exact constants
-#: family-wise two-sided error of a claim's exact-expectation comparisons
-EXACT_LEVEL = 1e-3
+#: family-wise two-sided error of a claim's exact-expectation comparisons. The Monte Carlo means of squared norms at
+#: R = 256 are close to normal but not exactly so far out in the tail (over 2000 repetitions of the quadratic SGD
+#: point, the z-scores of E||w_2 - w*||^2 had excess kurtosis 0.15 and one |z| of 4.5 in 2300), and the audit asks
+#: for no false violation over repeated seeds: 1e-4 (Bonferroni) puts the per-comparison threshold near 4.6 sigma
+EXACT_LEVEL = 1e-4
 #: resolution asked of the comparisons with exact expectations: a 10% error of a mean, a 2x error of a second moment
 MEAN_RES, VAR_RES = 0.1, 1.0
 _SETUP_MC = ("SID (eqs. 28, 29, 8; the audited sid role) on one stochastic-quadratic instance (dim_x 2, dim_y 4, "
@@ -219,7 +222,7 @@ def _judge_thm3(cid):
                      "Carlo size can decide that checkpoint (inconclusive there is the honest answer)")
         bound = _worst(bounds, cid, f"stochastic-quadratic (kappa {SQ['kappa']:g}, noise {SQ['noise']}) and the "
                        f"coupled instance ({runs}), 99% one-sided bounds" + note)
-        exact = _worst(exacts, cid, f"Monte Carlo against the exact expectation (family-wise {1 - EXACT_LEVEL:.1%} "
+        exact = _worst(exacts, cid, f"Monte Carlo against the exact expectation (family-wise {1 - EXACT_LEVEL:.2%} "
                        f"intervals over {m} comparisons)")
         details = {"figure": spec("loglog", f"{cid}: {what} vs k", "k (= t on stochastic-quadratic)", what, fig),
                    "exact_ratio_max": r_max}
@@ -350,7 +353,7 @@ def _judge_thm51(frames, env) -> Verdict:
                 series("v: E d_v(w_t)/(gamma + k)", p.index, p["bv"], style="bound")])
     parts = {"bound": _worst(bounds, "sid21.thm5.1", "Theorem 5.1 on stochastic-quadratic, 99% one-sided bounds"),
              "exact": _worst(exacts, "sid21.thm5.1", f"Monte Carlo against the exact rates (family-wise "
-                             f"{1 - EXACT_LEVEL:.1%} intervals over {m} comparisons)")}
+                             f"{1 - EXACT_LEVEL:.2%} intervals over {m} comparisons)")}
     if no_v:
         parts["v"] = Verdict(id="sid21.thm5.1", verdict="inconclusive",
                              reason=f"the player's state holds no v (SIDState.v), so eq. (31) is not checked at "
@@ -430,7 +433,7 @@ def _judge_sgd_bound(cid: str, policies: tuple[str, ...], instances: tuple[str, 
                                  "bounds")}
         if exacts:
             parts["exact"] = _worst(exacts, cid, f"Monte Carlo against the exact MSE of the quadratic instance "
-                                    f"(family-wise {1 - EXACT_LEVEL:.1%} intervals over {m} comparisons)")
+                                    f"(family-wise {1 - EXACT_LEVEL:.2%} intervals over {m} comparisons)")
         return combine(cid, parts, headline="bound",
                        details={"figure": spec("loglog", f"{cid}: E||w_t - w*||^2 vs t", "t", "E||w_t - w*||^2",
                                                fig)})
