@@ -5,10 +5,11 @@ stochastic fixed-point claims of Section 4, the component role ``sid.fixed-point
 
 * ``mc/sid-estimator``: SID (Alg. 1, eqs. 28, 29, 8) on one ``stochastic-quadratic`` instance with the
   decreasing steps of Theorem 5.1, R Monte Carlo runs (the batch holds R copies of one instance, each with its own
-  random streams), t = k on a geometric grid, d2 Phi^ exact (separable, m2 = 0) or sampled (m2 > 0). Per w_t two
+  random streams), t = k on a geometric grid, d2 Phi^ exact (separable, m2 = 0) or sampled (m2 > 0). Per w_t three
   independent v-chains and estimates: the first from the SID run that produced w_t (t steps of (28) from w_0 = 0,
-  then k of (29) and eq. (8)), the second from a SID run restarted at that w_t (y0 = w_t, t = 0) with independent
-  streams; they give unbiased estimates of both variance terms of eq. (11). The instance's lower level is
+  then k of (29) and eq. (8)), the others from SID runs restarted at that w_t (y0 = w_t, t = 0) with independent
+  streams; they give unbiased estimates of both variance terms of eq. (11). Theorems 3.1-3.4 are also measured on a
+  coupled finite sum around the same mean (:class:`CoupledQuadratic`) at w_t = w*. The instances' lower level is
   quadratic, so both chains are affine recursions with random matrices, and the mean and second moment of w_t,
   v_k and the estimate follow exactly from a second-moment recursion over the finite sum
   (:func:`sid_moments`): every Monte Carlo quantity has its exact value beside it. Serves thm3.1-3.4, eq14,
@@ -532,15 +533,17 @@ class SidMcKey(Key):
     start: str  # 'zero' (w_0 = 0, SID's) | 'solution' (w_0 = w*, t = 0)
     R: int
     S: int
+    reps: int
     ts: list = field(default_factory=list)
     ks: list = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class SidMcRow(Row):
-    """All R runs at one checkpoint (t, k) (lists over runs): squared errors of w_t and of the two v-chains (NaN
-    when the player's state holds no v), ||grad_1 E(w_t)||^2, the two estimates' errors est - grad f (R lists of
-    dim_x), the instance's SID constants and the exact values (``ex_*``, :func:`sid_moments`)."""
+    """All R runs at one checkpoint (t, k) (lists over runs): squared errors of w_t, ||grad_1 E(w_t)||^2, and per
+    replicate (independent v-chains and estimates at the same w_t) the squared errors of v_k (``dv2``: reps x R;
+    NaN when the player's state holds no v) and the estimates' errors est - grad f (``e``: reps x R x dim_x); the
+    instance's SID constants and the exact values (``ex_*``, :func:`sid_moments`)."""
 
     instance: str
     jv: str
@@ -550,10 +553,8 @@ class SidMcRow(Row):
     R: int
     dw2: list
     gradE2: list
-    dv2_0: list
-    dv2_1: list
-    e0: list
-    e1: list
+    dv2: list
+    e: list
     grad: list
     q: float
     alpha: float
@@ -603,20 +604,23 @@ def _sid_mc(key, env, seed):
     rows = []
     for i, (t, k) in enumerate(zip(key.ts, key.ks, strict=True)):
         p = {**common, "k": k}
-        est0, w, v0 = run_sid(env, prob, x, streams(seed, 2 * i, R), y0=start, t=t, warm_w=False, **p)
-        # an independent v-chain and estimate at the same w_t: SID restarted from w_t with fresh streams
-        est1, _, v1 = run_sid(env, prob, x, streams(seed, 2 * i + 1, R), y0=w, t=0, warm_w=True, **p)
+        est, w, v = run_sid(env, prob, x, streams(seed, key.reps * i, R), y0=start, t=t, warm_w=False, **p)
+        ests, vs = [est], [v]
+        for j in range(1, key.reps):
+            # an independent v-chain and estimate at the same w_t: SID restarted from w_t with fresh streams
+            est, _, v = run_sid(env, prob, x, streams(seed, key.reps * i + j, R), y0=w, t=0, warm_w=True, **p)
+            ests.append(est)
+            vs.append(v)
         b = prob.grad_y_f(x, w)
         v_true = torch.linalg.solve(su.alpha * prob.hessian_yy(x, w), b.unsqueeze(-1)).squeeze(-1)
         nan = torch.full((R,), math.nan, dtype=torch.float64)
-        cols = {"dw2": _sq(w - w_star), "gradE2": _sq(b),
-                "dv2_0": _sq(v0 - v_true) if v0 is not None else nan,
-                "dv2_1": _sq(v1 - v_true) if v1 is not None else nan}
-        cols = {name: c.detach().cpu().double().tolist() for name, c in cols.items()}
-        e0, e1 = ((e - truth).detach().cpu().double().tolist() for e in (est0, est1))
+        dv2 = [(_sq(v - v_true) if v is not None else nan).detach().cpu().double().tolist() for v in vs]
+        cols = {"dw2": _sq(w - w_star).detach().cpu().double().tolist(),
+                "gradE2": _sq(b).detach().cpu().double().tolist(), "dv2": dv2,
+                "e": [(e - truth).detach().cpu().double().tolist() for e in ests]}
         ex = exact[i]
         rows.append(SidMcRow(instance=key.instance, jv=key.jv, policy=key.policy, t=int(t), k=int(k), R=R, **cols,
-                             e0=e0, e1=e1, grad=grad, **const, ex_mean=ex["mean"], ex_bias=ex["bias"],
+                             grad=grad, **const, ex_mean=ex["mean"], ex_bias=ex["bias"],
                              ex_cond=ex["cond"], ex_vm=ex["vm"], ex_mse=ex["mse"], ex_rho=ex["rho"],
                              ex_sigma=ex["sigma"]))
     return rows
@@ -624,10 +628,10 @@ def _sid_mc(key, env, seed):
 
 def _mc_grid(profile):
     sq, co = MC_SIZES[profile]["sq"], MC_SIZES[profile]["coupled"]
-    keys = [SidMcKey(instance="sq", jv=jv, policy="decreasing", start="zero", R=sq["R"], S=SQ_S, ts=list(sq["ts"]),
-                     ks=list(sq["ts"])) for jv in ("exact", "sampled")]
+    keys = [SidMcKey(instance="sq", jv=jv, policy="decreasing", start="zero", R=sq["R"], S=SQ_S, reps=3,
+                     ts=list(sq["ts"]), ks=list(sq["ts"])) for jv in ("exact", "sampled")]
     keys.append(SidMcKey(instance="coupled", jv="sampled", policy="constant", start="solution", R=co["R"],
-                         S=COUPLED_S, ts=[0] * len(co["ks"]), ks=list(co["ks"])))
+                         S=COUPLED_S, reps=2, ts=[0] * len(co["ks"]), ks=list(co["ks"])))
     return tuple(keys)
 
 
@@ -637,10 +641,10 @@ register_experiment(Experiment(
     summary="SID (eqs. 28, 29, 8) on one stochastic-quadratic instance (dim_x 2, dim_y 4, kappa 4, n_g 32, noise "
             "0.2), alpha = 2/(L+mu), mini-batches of 4, steps beta/(gamma + t) of Theorem 5.1 (beta = 2/(1-q^2), "
             "gamma = beta (1 + sigma_2)), t = k; d2 Phi^ exact (m2 = 0) and sampled (m2 > 0); and on a coupled "
-            "finite sum around the same mean (a sample's Jacobian and Hessian correlated) at w_t = w*, k = 2, 4, 8, "
-            "eta = 1, single-sample batches, sampled d2 Phi^; R runs (quick 256 and 4096); per w_t a second SID run "
-            "restarted at w_t gives an independent v-chain and estimate; exact moments by the second-moment "
-            "recursion"))
+            "finite sum around the same mean (a sample's Jacobian and Hessian correlated) at w_t = w*, k = 2, eta = 1, "
+            "single-sample batches, sampled d2 Phi^; R runs (quick 256 and 4096, full 1024 and 16384); per w_t SID "
+            "runs restarted at w_t give independent v-chains and estimates (3 replicates, 2 on the coupled instance); "
+            "exact moments by the second-moment recursion"))
 
 
 # ====================================================================== mc/fixed-point-sgd
