@@ -107,7 +107,8 @@ register(Algorithm(
     summary="SID: t stochastic fixed-point steps on w, k on v (constant or decreasing eta_t), estimate "
     "eq. (8); optional outer step beta",
     params={
-        "alpha": Param(sp.sid_alpha, "step of the map w - alpha grad_y G (default 2/(L+mu), SID Sec. 6)",
+        "alpha": Param(sp.sid_alpha, "step of the map w - alpha grad_y G (default 2/(L_s+mu), L_s the largest "
+                       "per-sample curvature; the sid21 presets use SID Sec. 6's 2/(L+mu))",
                        **_POS),
         "S": Param(None, "mini-batch of the map (None: the full map, the 'Batch' variant)", kind=int,
                    minimum=1, strict=False, optional=True),
