@@ -43,13 +43,15 @@ __all__ = ["LOOPS", "AID_PRESETS", "AID_RATE", "NOLOOP_CENSORED", "ITD_RATE", "C
 
 #: per profile: grids and budgets of the Loops experiments (R, dim and eps of the rate sweeps come from
 #: ``rates.PROFILES``). Caps are >= 3x the steps the paper's algorithm needs on the grid. Quick, measured: N-loop
-#: 905 steps at kappa 4, Q-loop 606, N-Q-loop 133, No-loop 18158 at kappa 1.75 (5 base seeds), N-N-loop ITD 3140
-#: at kappa 3, the floor runs 1464 (a test checks the ratio). No-loop's grid starts at 1.5: at kappa 1.25 some
-#: starts already meet eps within a few steps (K from 1 to 2400 over seeds), which tilts a two-point fit.
-#: Full, measured (base seed 0): N-loop 15784 at kappa 8, Q-loop 4436, N-Q-loop 476, No-loop 39940 at kappa 2,
-#: N-N-loop ITD 7636 at kappa 4, the floor runs 5184 at kappa 8, alpha = 1/(32 L).
+#: 905 steps at kappa 4, Q-loop 1833 (beta = 1/(4 kappa L_Phi)), N-Q-loop 435, No-loop 18158 at kappa 1.75 (5 base
+#: seeds), N-N-loop ITD 3140 at kappa 3, the floor runs 1464 (a test checks the ratio). No-loop's grid starts at
+#: 1.5: at kappa 1.25 some starts already meet eps within a few steps (K from 1 to 2400 over seeds), which tilts a
+#: two-point fit.
+#: Full, measured (base seed 0): N-loop 15784 at kappa 8, No-loop 39940 at kappa 2, N-N-loop ITD 7636 at kappa 4,
+#: the floor runs 5184 at kappa 8, alpha = 1/(32 L); Q-loop and N-Q-loop 4436 and 476 at kappa 8 with c_beta = 1,
+#: about four times that with the presets' c_beta = 1/4 (K ~ gap/(beta eps)).
 LOOPS = {
-    "quick": {"aid_kappas": (2.0, 3.0, 4.0), "aid_cap": 4_000, "noloop_kappas": (1.5, 1.75), "noloop_cap": 60_000,
+    "quick": {"aid_kappas": (2.0, 3.0, 4.0), "aid_cap": 6_000, "noloop_kappas": (1.5, 1.75), "noloop_cap": 60_000,
               "censored_kappas": (2.0, 3.0, 4.0), "censored_steps": 512, "itd_kappas": (2.0, 3.0),
               "itd_cap": 12_000,
               "cor6_kappas": (2.0, 4.0), "cor6_Ns": (1,), "cor6_R": 2, "cor6_cap": 2_000,
