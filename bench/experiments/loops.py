@@ -7,8 +7,8 @@ every Theta(.) constant 1), run by whoever plays ``aid-bio`` (its GD linear solv
 so the grids are small kappas, and every step cap is at least three times the steps the paper's algorithm
 needs on its grid (measured; ``tests/bench/test_claims_loops22.py`` checks it on the quick profile). No-loop
 AID (Cor. 2: beta ~ 6e-4 at kappa 1.5, 1e-4 at kappa 2) runs to eps on kappa 1.5 and 1.75 only on the
-quick profile; the comparison of the four regimes at larger kappa reads its count at a fixed number of
-steps (``rate/aid-bio/loops22.cor2-censored``), a lower bound on its count to eps.
+quick profile; the comparison of the four regimes at larger kappa reads the paper's No-loop count at a fixed
+number of steps (``rate/aid-bio/loops22.cor2-censored``, a baseline arm), a lower bound on its count to eps.
 
 ITD on the lower-bound construction (``itd-lower-bound``: Theorem 4 and Corollary 6), whose trajectory and
 floor are known exactly (``bounds.loops22.itd_trajectory``, ``itd_floor``); ITD's floor on random quadratic
@@ -89,8 +89,8 @@ for _preset, (_regime, _pa) in AID_PRESETS.items():
                     label=f"{_regime} AID-BiO (GD linear solver)",
                     summary=f"{_regime} AID-BiO (preset {_preset}, GD solver): Gc and MV to eps over kappa")
 
-# No-loop AID at the kappas of the other regimes, stopped after a fixed number of steps: its count there is
-# a lower bound on its count to eps (K >= max(steps run, sum_k ||grad Phi||^2 / eps)), which is what the
+# No-loop AID at the kappas of the other regimes, stopped after a fixed number of steps: its count there gives
+# a lower bound on its count to eps (``claims.loops22.count_to_eps``), which is what the
 # comparison of the regimes needs from the side that needs more. A baseline arm (the paper's No-loop): its
 # runs stop short of eps by design, so the non-convergence rule cannot judge them; the audited No-loop is
 # the loops22.cor2 sweep
