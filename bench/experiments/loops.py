@@ -48,8 +48,7 @@ __all__ = ["LOOPS", "AID_PRESETS", "AID_RATE", "NOLOOP_CENSORED", "ITD_RATE", "C
 #: 1.5: at kappa 1.25 some starts already meet eps within a few steps (K from 1 to 2400 over seeds), which tilts a
 #: two-point fit.
 #: Full, measured (base seed 0): N-loop 15784 at kappa 8, No-loop 39940 at kappa 2, N-N-loop ITD 7636 at kappa 4,
-#: the floor runs 5184 at kappa 8, alpha = 1/(32 L); Q-loop and N-Q-loop 4436 and 476 at kappa 8 with c_beta = 1,
-#: about four times that with the presets' c_beta = 1/4 (K ~ gap/(beta eps)).
+#: the floor runs 5184 at kappa 8, alpha = 1/(32 L); Q-loop 11577 and N-Q-loop 1436 at kappa 8 (c_beta = 1/4).
 LOOPS = {
     "quick": {"aid_kappas": (2.0, 3.0, 4.0), "aid_cap": 6_000, "noloop_kappas": (1.5, 1.75), "noloop_cap": 60_000,
               "censored_kappas": (2.0, 3.0, 4.0), "censored_steps": 512, "itd_kappas": (2.0, 3.0),
