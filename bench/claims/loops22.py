@@ -247,7 +247,8 @@ def _judge_cor6(frames, env) -> Verdict:
     parts["shape"] = judge_scaling(
         cid, kappa_exponent(COR6_ROW), fit, "measured floor vs kappa against the error term M^2 L^2/(alpha mu^3) "
         "(Corollary 6's kappa^3 at fixed M, alpha = 1/(2NL)); tolerance: local slope of the floor's Theta(1) factor "
-        "(1 - 1/kappa)(1 - alpha mu)^(2N)", tol=theta_tol)
+        "(1 - 1/kappa)(1 - alpha mu)^(2N)", tol=theta_tol,
+        note="(The tolerance is that Theta(1) factor's slope, not an O~ log factor.)")
     upper_c1 = float(df["max_avg_over_bound"].max())
     up = judge_upper(cid, 1.0, upper_c1, upper_c1, upper_c1, "max over K of the average / [kappa^3/K + M^2 L^2/"
                      "(alpha mu^3)] with the O(.)'s hidden constant set to 1")
@@ -329,11 +330,13 @@ def _slope_and_tol(x, y, rel_err):
     return float(w @ ly), float(np.abs(w) @ np.asarray(rel_err, dtype=float))
 
 
-def _two_sided(cid, predicted, slope, what, tol) -> Verdict:
-    """An exponent that is exact (Theta on both sides): consistent unless it leaves predicted +- tol."""
+def _two_sided(cid, predicted, slope, what, tol, why="the round-off bound of the slope") -> Verdict:
+    """An exponent that is exact (Theta on both sides): consistent unless it leaves predicted +- tol (``why``
+    says where the tolerance comes from; here it is no O~ log factor)."""
     fit = Fit(slope, slope, slope, math.nan, 0)
-    hi = judge_scaling(cid, predicted, fit, what, upper=True, tol=tol)
-    lo = judge_scaling(cid, predicted, fit, what, upper=False, tol=tol)
+    note = f"(The tolerance is {why}.)"
+    hi = judge_scaling(cid, predicted, fit, what, upper=True, tol=tol, note=note)
+    lo = judge_scaling(cid, predicted, fit, what, upper=False, tol=tol, note=note)
     return hi if hi.verdict == "violated" else lo
 
 
@@ -361,8 +364,9 @@ def _judge_thm4_scaling(frames, env) -> Verdict:
     # the construction's floor is kappa^2 (1 - 1/kappa) L^2 M^2 q^(2N): the Theta(1) factor's local slope over
     # the grid is how far the order kappa^2 of Table 2 can be from the grid's slope
     parts["kappa (Table 2)"] = _two_sided(cid, table, slope, "floor vs kappa (fixed M, alpha mu, N = 2) against Table "
-                                          "2's Omega(kappa^2); tolerance: the local slope of the construction's "
-                                          "Theta(1) factor (1 - 1/kappa)", abs(exact_slope - table) + tol)
+                                          "2's Omega(kappa^2)", abs(exact_slope - table) + tol,
+                                          why="the local slope of the construction's Theta(1) factor (1 - 1/kappa) "
+                                              "plus the slope's round-off bound")
     kmin, kmax = float(g.index.min()), float(g.index.max())
     fk = Fit(slope, slope, slope, float(np.mean(np.log(g["bias_sq"])) - slope * lk.mean()), len(g))
     figs.append(spec("loglog", f"{cid}: floor against kappa (fixed alpha mu, N = 2)", "kappa", "floor",
