@@ -72,7 +72,8 @@ CATALOGUE_MODERN = (
 #: both catalogues: the contract the registry is held to
 CONTRACT = CATALOGUE + CATALOGUE_MODERN
 #: the modules that register the claims of each paper, in catalogue order
-_MODULES = ("icml21", "icml21_stochastic", "arxiv20", "arxiv20_stochastic", "loops22", "sid21")
+_MODULES = ("icml21", "icml21_stochastic", "arxiv20", "arxiv20_stochastic", "loops22", "sid21",
+            "modern_stochastic", "modern_soba", "modern_penalty")
 
 Results = dict[str, pd.DataFrame]
 

@@ -171,7 +171,8 @@ def get_experiment(name: str) -> Experiment:
 
 
 #: the modules that register experiments
-_MODULES = ("identities", "rates", "reference", "stochastic", "estimators", "arxiv", "loops", "sid")
+_MODULES = ("identities", "rates", "reference", "stochastic", "estimators", "arxiv", "loops", "sid",
+            "modern_stochastic", "modern_soba", "modern_penalty")
 
 
 def load() -> None:
