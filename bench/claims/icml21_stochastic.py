@@ -1,0 +1,268 @@
+"""Stochastic claims of Ji, Yang, Liang, ICML 2021 (stocBiO, Sec. 4.2 and 5; shared/papers/
+ji-yang-liang-2021-icml-aid-itd-stocbio.txt): Proposition 3, the batch schedule, Theorems 3 and 4, Table 2.
+
+The estimator claims (Prop. 3 here, arXiv Prop. 4 in :mod:`.arxiv20_stochastic`) judge three things: the
+paper's bounds (the headline), and the audited estimator's Monte Carlo mean, variance and MSE against the
+EXACT moments of the paper's estimator on the instance (``bench.experiments.estimators``), with intervals
+sized so that a 10% error in the mean (relative to ||E u||) or a factor 2 in the variance or MSE is seen.
+The exact comparisons of a claim are judged at a family-wise level of 99.9% (Bonferroni over its rows and
+quantities), so the paper's estimator is flagged by chance with probability at most 0.1% per claim.
+"""
+
+from __future__ import annotations
+
+import math
+
+from scipy import stats as _st
+
+from ..figures import series, spec
+from ..judging import SEVERITY, Verdict, combine, judge_exact, judge_upper
+from . import Claim, register_claim
+
+P = "icml21"
+#: family-wise level of the exact-moment comparisons of one claim
+FAMILY_ALPHA = 1e-3
+#: the catalogue's one-sided level for bounds on expectations
+BOUND_ALPHA = 1e-2
+#: resolutions: a 10% error in the mean (relative to ||E u||); a factor 2 either way in variance and MSE
+#: (|2x - x| = x and |x/2 - x| = x/2: judge_exact's resolution r detects errors above r |exact|, so 0.5)
+MEAN_RESOLUTION, SPREAD_RESOLUTION = 0.1, 0.5
+
+
+# ====================================================================== Monte Carlo intervals
+def norm_half_width(tr: float, tr2: float, top: float, n: int, alpha: float) -> float:
+    """One-sided (1 - alpha) bound on ||mean - E|| for the mean of n i.i.d. draws with covariance C (tr C,
+    tr C^2, ||C||_2): the mean's error is ~ N(0, C/n) (central limit), and for e ~ N(0, S),
+    ||e||^2 <= tr S + 2 sqrt(tr(S^2) x) + 2 ||S||_2 x with probability >= 1 - e^-x (Laurent and Massart 2000,
+    Lemma 1; Hsu, Kakade, Zhang 2012, Prop. 1), x = ln(1/alpha)."""
+    x = math.log(1.0 / alpha)
+    return math.sqrt(max(tr + 2 * math.sqrt(tr2 * x) + 2 * top * x, 0.0) / n)
+
+
+def t_half_width(sd: float, n: int, alpha: float, two_sided: bool = True) -> float:
+    """Student-t half-width of the mean of n draws with standard deviation sd at level 1 - alpha."""
+    q = 1 - alpha / 2 if two_sided else 1 - alpha
+    return float(_st.t.ppf(q, n - 1)) * sd / math.sqrt(n)
+
+
+# ====================================================================== rules over rows
+def _worst(verdicts: list[Verdict], key) -> Verdict:
+    """The most severe verdict; among equals, the largest ``key``."""
+    return max(verdicts, key=lambda v: (SEVERITY[v.verdict], key(v)))
+
+
+def judge_bound_rows(cid: str, items, what: str) -> Verdict:
+    """An upper bound checked on every row (``items``: (measured, low, high, bound, label)) with one-sided
+    99% intervals (``judge_upper``): the worst row decides; numbers are ratios to the bound."""
+    vs = []
+    for m, lo, hi, b, label in items:
+        v = judge_upper(cid, 1.0, m / b, lo / b, hi / b, f"{what} ({label})")
+        vs.append(v)
+    w = _worst(vs, lambda v: v.ci_high)
+    w.reason += f"; ratio to the bound in the worst of {len(vs)} rows (99% one-sided interval)"
+    return w
+
+
+def judge_mean_vector(cid: str, dev: float, half: float, norm: float, what: str,
+                      resolution: float = MEAN_RESOLUTION) -> Verdict:
+    """A Monte Carlo mean vector (or matrix) against the exact expectation E: ``dev`` = ||mean - E||, ``half``
+    its Monte Carlo bound (``norm_half_width``), ``norm`` = ||E||. ``judge_exact`` on the scalar ||mean - E||
+    (exact value 0): violated when dev > half; a half-width above resolution ||E||/2 cannot see an error of
+    resolution ||E||, then inconclusive (``judge_exact``'s resolution rule, relative to ||E||)."""
+    v = judge_exact(cid, dev, half, 0.0, f"{what}: ||MC mean - exact E||")
+    v.tightness = dev / norm if norm > 0 else math.inf
+    v.details.update(relative_error=v.tightness, norm=norm)
+    if v.verdict == "holds" and half > resolution * norm / 2:
+        v.verdict = "inconclusive"
+        v.reason = (f"{what}: ||MC mean - exact E|| = {dev:.3g} within its bound {half:.2g}, but the bound exceeds "
+                    f"{resolution:.0%} of ||E|| = {norm:.3g} / 2: the interval cannot see a {resolution:.0%} error")
+    else:
+        v.reason = (f"{what}: ||MC mean - exact E|| = {dev:.3g} ({v.tightness:.2%} of ||E|| = {norm:.3g}) "
+                    f"{'>' if v.verdict == 'violated' else '<='} its Monte Carlo bound {half:.2g}")
+    return v
+
+
+def judge_exact_rows(cid: str, verdicts: list[Verdict], what: str) -> Verdict:
+    """The worst of per-row ``judge_exact`` verdicts (largest relative deviation among equals)."""
+    w = _worst(verdicts, lambda v: abs(v.measured - v.predicted) / max(v.details["half_width"], 1e-300))
+    rel = max(v.details.get("relative_error", 0.0) for v in verdicts)
+    w.reason = f"{what}: worst of {len(verdicts)} rows: {w.reason}; largest relative deviation {rel:.3g}"
+    return w
+
+
+def estimator_parts(cid: str, df, label: str, bias_name: str, mse_name: str, spectral: bool = False) -> dict:
+    """The parts of an estimator claim from its rows (``estimators.EstimatorRow``): the paper's bias and MSE
+    bounds (one-sided 99%), and the Monte Carlo mean, variance and MSE against the exact moments (Bonferroni
+    over 3 x rows comparisons at family-wise ``FAMILY_ALPHA``). ``spectral``: the MSE bound is on the
+    spectral norm (arXiv eq. (7)) while the exact moments are Frobenius."""
+    m = 3 * len(df)
+    a = FAMILY_ALPHA / m
+    rows = list(df.itertuples())
+    tag = lambda r: f"Q = {r.Q}, instance {r.instance}"  # noqa: E731
+    bias_items, mse_items, means, vars_, mses = [], [], [], [], []
+    for r in rows:
+        h99 = norm_half_width(r.cov_tr, r.cov_tr2, r.cov_top, r.n_mc, BOUND_ALPHA)
+        bias_items.append((r.bias_mc, max(r.bias_mc - h99, 0.0), r.bias_mc + h99, r.bias_bound, tag(r)))
+        mse, sd = (r.mse_spec_mc, r.mse_spec_sd) if spectral else (r.mse_mc, r.mse_sd)
+        h = t_half_width(sd, r.n_mc, BOUND_ALPHA, two_sided=False)
+        mse_items.append((mse, mse - h, mse + h, r.mse_bound, tag(r)))
+        means.append(judge_mean_vector(cid, r.mean_dev, norm_half_width(r.cov_tr, r.cov_tr2, r.cov_top, r.n_mc, a),
+                                       r.mean_norm, f"{label} mean, {tag(r)}"))
+        vars_.append(judge_exact(cid, r.var_mc, t_half_width(r.var_sd, r.n_mc, a), r.var_exact,
+                                 f"{label} variance E||u - E u||^2, {tag(r)}", resolution=SPREAD_RESOLUTION))
+        mses.append(judge_exact(cid, r.mse_mc, t_half_width(r.mse_sd, r.n_mc, a), r.mse_exact,
+                                f"{label} MSE E||u - u*||^2{' (Frobenius)' if spectral else ''}, {tag(r)}",
+                                resolution=SPREAD_RESOLUTION))
+    res = (f"family-wise {1 - FAMILY_ALPHA:.1%} over {m} comparisons (per comparison {a:.2g}); resolution "
+           f"{MEAN_RESOLUTION:.0%} of ||E u|| for the mean, a factor 2 for variance and MSE")
+    return {
+        bias_name: judge_bound_rows(cid, bias_items, f"bias ||E u - u*||{' (spectral)' if spectral else ''} "
+                                    "against the paper's bound"),
+        mse_name: judge_bound_rows(cid, mse_items, f"MSE E||u - u*||^2{' (spectral)' if spectral else ''} "
+                                   "against the paper's bound"),
+        "mean vs exact": judge_exact_rows(cid, means, f"Monte Carlo mean vs the paper's exact E u ({res})"),
+        "variance vs exact": judge_exact_rows(cid, vars_, "Monte Carlo variance vs the exact variance"),
+        "MSE vs exact": judge_exact_rows(cid, mses, "Monte Carlo MSE vs the exact MSE"),
+    }
+
+
+def estimator_figures(cid: str, df, what: str, spectral: bool = False) -> list[dict]:
+    """Bias and MSE against Q: Monte Carlo (worst instance), exact and the paper's bound."""
+    g = df.groupby("Q").agg(bias_mc=("bias_mc", "max"), bias_exact=("bias_exact", "max"),
+                            bias_bound=("bias_bound", "max"), mse_mc=("mse_mc", "max"),
+                            mse_exact=("mse_exact", "max"), mse_bound=("mse_bound", "max"),
+                            spec=("mse_spec_mc", "max")).reset_index()
+    mse_label = "MSE (MC, Frobenius)" if spectral else "MSE (MC)"
+    s_mse = [series(mse_label, g["Q"], g["mse_mc"]), series("MSE (exact)", g["Q"], g["mse_exact"], style="line"),
+             series("paper's bound", g["Q"], g["mse_bound"], style="bound")]
+    if spectral:
+        s_mse.insert(1, series("MSE (MC, spectral)", g["Q"], g["spec"]))
+    return [spec("semilogy", f"{cid}: bias of {what} against Q", "Q", "||E u - u*||",
+                 [series("bias (MC)", g["Q"], g["bias_mc"]),
+                  series("bias (exact)", g["Q"], g["bias_exact"], style="line"),
+                  series("paper's bound", g["Q"], g["bias_bound"], style="bound")]),
+            spec("semilogy", f"{cid}: MSE of {what} against Q", "Q", "E||u - u*||^2", s_mse)]
+
+
+# ====================================================================== Proposition 3
+VQ = "mc/stocbio-vq"
+
+
+def _judge_prop3(frames, env) -> Verdict:
+    cid = "icml21.prop3"
+    df = frames[VQ]
+    parts = estimator_parts(cid, df, "v_Q", "eq. (7) bias bound", "eq. (8) MSE bound")
+    r0 = df.iloc[0]
+    reason = (" | ".join(f"{k}: {v.verdict}: {v.reason}" for k, v in parts.items())
+              + f". Per-sample L = {r0['L']:.3g} (eta = 1/L), M = {r0['M']:.3g} (the region's bound; ||grad_y f|| at "
+              "the point is smaller, so the bounds are loose by the ratios shown, which is why the exact moments "
+              f"are checked too). {int(r0['n_mc'])} draws per instance.")
+    if (df["samples"] != df["paper_samples"]).any():
+        reason += (f" The audited schedule spends {int(df['samples'].iloc[0])} Hessian samples per estimate where "
+                   f"the paper's spends {int(df['paper_samples'].iloc[0])}.")
+    return combine(cid, parts, headline="eq. (8) MSE bound", reason=reason,
+                   details={"figures": estimator_figures(cid, df, "v_Q")})
+
+
+register_claim(Claim(
+    id="icml21.prop3", paper=P, kind="inequality",
+    statement="stocBiO's v_Q (Alg. 3) with eta <= 1/L and |B_{Q+1-j}| = B Q (1 - eta mu)^(j-1): bias <= "
+              "mu^-1 (1 - eta mu)^(Q+1) M (eq. 7); MSE <= 4 eta^2 L^2 M^2/(mu^2 B) + 4 (1 - eta mu)^(2Q+2) "
+              "M^2/mu^2 + 2 M^2/(mu^2 D_f) (eq. 8)",
+    setup="stochastic-quadratic (kappa 2, d = 5, n = 64, noise 0.3 in G and F), a fixed (x, y) in the region; eta = "
+          "1/L with L the exact per-sample Hessian bound; Q in {2, 8}, B = 8, D_f = 4; the audited v_Q (stocbio.vq) "
+          "with the audited schedule (stocbio.batch-schedule) on R instances x n_mc independent draws: bias and MSE "
+          "against eqs. (7)-(8) (one-sided 99%), and Monte Carlo mean, variance and MSE against the paper's v_Q's "
+          "exact moments (second-moment recursion over the 64 per-sample Hessians)",
+    experiments=(VQ,), judge=_judge_prop3, bounds=("icml21.prop3.bias", "icml21.prop3.mse")))
+
+
+# ====================================================================== the batch schedule
+SCHEDULE = "mc/batch-schedule"
+
+
+def _pooled(g, col, sd_col):
+    """Mean over instances of per-instance Monte Carlo means, and its standard error."""
+    se = math.sqrt(float((g[sd_col] ** 2 / g["n_mc"]).sum())) / len(g)
+    return float(g[col].mean()), se
+
+
+def _judge_schedule(frames, env) -> Verdict:
+    cid = "icml21.batch-schedule"
+    df = frames[SCHEDULE]
+    points = list(df.groupby(["eps", "total"]))
+    a = FAMILY_ALPHA / len(points)
+    exact_parts, per_eps, fig = [], {}, []
+    for (eps, total), g in points:
+        mse, se = _pooled(g, "mse_mc", "mse_sd")
+        n = int(g["n_mc"].sum())
+        h = float(_st.t.ppf(1 - a / 2, n - 1)) * se
+        exact_parts.append(judge_exact(cid, mse, h, float(g["mse_exact"].mean()),
+                                       f"decaying arm's MSE at eps {eps:g}, {total} samples",
+                                       resolution=SPREAD_RESOLUTION))
+        h99 = float(_st.t.ppf(1 - BOUND_ALPHA, n - 1)) * se
+        per_eps.setdefault(eps, []).append({"total": int(total), "mse": mse, "low": mse - h99, "high": mse + h99,
+                                            "equal": float(g["mse_equal"].mean()), "n_equal": int(g["n_equal"].iloc[0]),
+                                            "at_n_equal": bool(g["at_n_equal"].iloc[0]), "Q": int(g["Q"].iloc[0])})
+    outcomes, parts_txt, ratios = [], [], {}
+    for eps, pts in sorted(per_eps.items(), reverse=True):
+        n_eq = pts[0]["n_equal"]
+        met = [p["total"] for p in pts if p["high"] <= eps and p["total"] < n_eq]
+        last = [p for p in pts if p["at_n_equal"]]
+        if met:
+            outcomes.append("holds")
+            ratios[eps] = n_eq / min(met)
+            txt = (f"eps {eps:g} (Q = {pts[0]['Q']}): the decaying arm meets it with {min(met)} samples (99% upper "
+                   f"bound {min(p['high'] for p in pts if p['total'] == min(met)):.3g}), equal batches need {n_eq} "
+                   f"(exact): ratio >= {ratios[eps]:.3g}")
+        elif last and last[0]["low"] > eps:
+            outcomes.append("violated")
+            txt = (f"eps {eps:g}: equal batches meet it with {n_eq} samples (exact), where the decaying arm provably "
+                   f"misses it (99% lower bound {last[0]['low']:.3g})")
+        else:
+            outcomes.append("inconclusive")
+            txt = (f"eps {eps:g}: the decaying arm did not meet it below {n_eq} samples (where equal batches do) "
+                   "and does not provably miss it there: undecided at this Monte Carlo resolution")
+        parts_txt.append(txt)
+        fig += [series(f"decaying (MC), eps {eps:g}", [p["total"] for p in pts], [p["mse"] for p in pts],
+                       ylow=[p["low"] for p in pts], yhigh=[p["high"] for p in pts], style="line"),
+                series(f"equal (exact), eps {eps:g}", [p["total"] for p in pts], [p["equal"] for p in pts],
+                       style="line"),
+                series(f"target eps {eps:g}", [pts[0]["total"], n_eq], [eps, eps], style="bound")]
+    worst = max(outcomes, key=lambda v: SEVERITY[v])
+    grows = list(ratios.values())
+    cmp = Verdict(id=cid, verdict=worst, predicted=1.0, measured=min(grows) if grows else math.nan,
+                  tightness=min(grows) if grows else math.nan,
+                  reason="Hessian samples to MSE <= eps (relative to ||v*||^2; Q from the bias bound so that the "
+                         "squared bias is below eps/2): " + "; ".join(parts_txt)
+                         + (". Sample ratio equal/decaying by eps: " + ", ".join(f"{e:g}: {r:.3g}" for e, r in
+                                                                                   sorted(ratios.items(), reverse=True))
+                            + " (the paper: log(1/eps) apart)" if ratios else ""))
+    parts = {"comparison": cmp, "decaying arm vs exact": judge_exact_rows(
+        cid, exact_parts, f"audited decaying arm's Monte Carlo MSE vs the paper's exact MSE (family-wise "
+                          f"{1 - FAMILY_ALPHA:.1%} over {len(points)} totals; resolution a factor 2)")}
+    figure = spec("loglog", f"{cid}: MSE against Hessian samples", "Hessian samples", "E||v - v*||^2 / ||v*||^2", fig)
+    return combine(cid, parts, headline="comparison", details={"figure": figure, "ratios": ratios})
+
+
+register_claim(Claim(
+    id="icml21.batch-schedule", paper=P, kind="comparison",
+    statement="for the same bias and variance target, the exponentially decaying batch schedule uses fewer Hessian "
+              "samples than equal batch sizes (O(eps^-1 log 1/eps) vs O(eps^-1 log^2 1/eps))",
+    setup="stochastic-quadratic (kappa 2, d = 5, n = 64, noise 0.3 in G, exact grad f), H^-1 grad_y f by eq. (5) with "
+          "eta = 1/L_sample; per eps, Q the fewest with squared bias bound <= eps/2; MSE relative to ||v*||^2, mean "
+          "over R instances. Independent arm: n_eq, the fewest samples with which equal batches meet eps, computed "
+          "exactly. Audited arm: the decaying schedule (stocbio.batch-schedule) and estimator (stocbio.hinv), n_mc "
+          "draws per instance, at the total where the paper's decaying schedule meets 3/4 eps exactly (Prop. 3's "
+          "hypothesis B >= 1/(Q (1 - eta mu)^(Q-1)) kept) and at n_eq; holds when it meets eps (99% upper bound) "
+          "below n_eq, violated when it provably misses eps at n_eq; its Monte Carlo MSE is also checked against "
+          "the paper's exact MSE at both totals",
+    experiments=(SCHEDULE,), judge=_judge_schedule,
+    bounds=("arxiv20.prop4.bias", "icml21.prop3.samples", "icml21.prop3.samples.uniform",
+            "table:icml21:Proposition 3:v_Q, |B_{Q+1-j}| = B Q (1-eta mu)^(j-1):HV samples",
+            "table:icml21:Proposition 3:v_Q, equal batch sizes:HV samples"),
+    audits="the decaying arm (schedule and estimator) is audited; the equal-batch arm is the paper's estimator's "
+           "exact MSE"))
+
+__all__ = ["norm_half_width", "t_half_width", "judge_bound_rows", "judge_mean_vector", "judge_exact_rows",
+           "estimator_parts", "estimator_figures", "FAMILY_ALPHA", "BOUND_ALPHA"]
