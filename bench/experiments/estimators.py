@@ -49,7 +49,8 @@ from .stochastic_common import EST_FAMILY, per_sample, region_point, stoch_probl
 
 __all__ = ["sample_hessians", "sample_grads_f", "noise_operator", "hinv_moments", "vq_moments", "paper_sizes",
            "moment_errors", "McKey", "EstimatorRow", "ScheduleKey", "ScheduleRow", "vq_measure", "hinv_measure",
-           "schedule_measure", "schedule_Q", "fewest_samples", "PROBE", "N_MC", "CountBatch", "draw_counts"]
+           "schedule_measure", "schedule_Q", "fewest_samples", "PROBE", "N_MC", "ESTIMATOR_POINTS", "CountBatch",
+           "draw_counts"]
 
 
 # ====================================================================== the instance, per sample
@@ -270,6 +271,7 @@ class EstimatorRow(Row):
     Q: int
     B: float
     D_f: int
+    noise_f: float
     n_mc: int
     eta: float
     L: float
@@ -375,7 +377,8 @@ def _rows(estimator, key, mom, shape, Em, target, exact, L, mu, M, eta, sizes, p
     var, var_sd = mom.scalar("var")
     spec, spec_sd = mom.scalar("spec") if "spec" in mom.scalars else (torch.full_like(mse, math.nan),) * 2
     return [EstimatorRow(
-        estimator=estimator, instance=r, Q=key.Q, B=key.B, D_f=key.D_f, n_mc=mom.n, eta=eta, L=L, mu=mu, M=M,
+        estimator=estimator, instance=r, Q=key.Q, B=key.B, D_f=key.D_f, noise_f=key.noise_f, n_mc=mom.n, eta=eta,
+        L=L, mu=mu, M=M,
         samples=int(sum(sizes)), paper_samples=int(sum(paper)), mean_dev=float(dev[r]),
         mean_norm=float(exact["norm"][r]), cov_tr=float(cov["cov_tr"][r]), cov_tr2=float(cov["cov_tr2"][r]),
         cov_top=float(cov["cov_top"][r]), bias_mc=float(bias[r]), bias_exact=float(exact["bias"][r]),
@@ -507,30 +510,38 @@ PROBE = 0.75
 
 
 # ====================================================================== registration
-def _mc_grid(Qs, B, D_f, n_mc):
+def _mc_grid(points, n_mc):
+    """Keys (Q, B, D_f, noise_f) on the estimator family, R instances and n_mc draws by profile."""
     def grid(profile):
         quick = profile == "quick"
         return tuple(McKey(Q=q, B=B, D_f=D_f, R=4 if quick else 8, n_mc=n_mc[profile], chunk=1000,
                            kappa=EST_FAMILY["kappa"], dim=EST_FAMILY["dim"], noise=EST_FAMILY["noise"],
-                           noise_f=EST_FAMILY["noise_f"], n=EST_FAMILY["n"]) for q in Qs)
+                           noise_f=nf, n=EST_FAMILY["n"]) for q, B, D_f, nf in points)
     return grid
 
 
-#: draws per instance, sized for the resolution the claims need at a family-wise 99% level (10% of ||E u||
+#: (Q, B, D_f, noise_f) of the estimator experiments. With noise in F, grad_y F's noise dominates the
+#: variance of v_Q (the Hessian batches add ~0.1% of it at B = 8), so a point with exact F (noise_f = 0) and
+#: the smallest B Prop. 3 allows at Q = 8 (B >= 1/(Q (1 - eta mu)^(Q-1)) ~ 0.6) isolates the Hessian
+#: batches' part: a defect of the batches (their order, their independence) changes it by a factor ~3 there
+ESTIMATOR_POINTS = ((2, 8.0, 4, EST_FAMILY["noise_f"]), (8, 8.0, 4, EST_FAMILY["noise_f"]), (8, 1.0, 1, 0.0))
+
+#: draws per instance, sized for the resolution the claims need at a family-wise 99.9% level (10% of ||E u||
 #: for the mean, a factor 2 for the variance and MSE; bench/claims/icml21_stochastic.py): v_Q's covariance
 #: is tr C ~ 0.15 ||E v_Q||^2 on this family, so 1000 draws resolve about 4% of ||E v_Q||; H_inv's noise is
-#: ~1e-3 of ||E H_inv||_F^2 (its largest batches are the ones every term uses), so 200 draws resolve < 1%
-N_MC = {"vq": {"quick": 1000, "full": 4000}, "hinv": {"quick": 200, "full": 1000}}
+#: ~1e-3 of ||E H_inv||_F^2, so its mean is resolved by a few draws, but ||H_inv - E H_inv||_F^2 is heavy-
+#: tailed (relative standard deviation ~1.7 at B = 8): 400 draws bring its interval to about 1/5 of it
+N_MC = {"vq": {"quick": 1000, "full": 4000}, "hinv": {"quick": 400, "full": 2000}}
 
 register_experiment(Experiment(
-    name="mc/stocbio-vq", measure=vq_measure, grid=_mc_grid((2, 8), 8.0, 4, N_MC["vq"]), key_type=McKey,
+    name="mc/stocbio-vq", measure=vq_measure, grid=_mc_grid(ESTIMATOR_POINTS, N_MC["vq"]), key_type=McKey,
     row_type=EstimatorRow,
     arms=(Arm("stocbio.vq", label="v_Q (ICML Alg. 3)"), Arm("stocbio.batch-schedule", label="batch schedule")),
     summary="v_Q of ICML Alg. 3 with the decaying schedule at a fixed (x, y): Monte Carlo mean, variance and MSE "
             "against the paper's estimator's exact moments and Prop. 3's bounds"))
 
 register_experiment(Experiment(
-    name="mc/stocbio-hinv", measure=hinv_measure, grid=_mc_grid((2, 8), 8.0, 1, N_MC["hinv"]), key_type=McKey,
+    name="mc/stocbio-hinv", measure=hinv_measure, grid=_mc_grid(ESTIMATOR_POINTS, N_MC["hinv"]), key_type=McKey,
     row_type=EstimatorRow,
     arms=(Arm("stocbio.hinv", label="H_inv (arXiv eq. (5))"), Arm("stocbio.batch-schedule", label="batch schedule")),
     summary="the Hessian-inverse estimator of arXiv eq. (5) with the decaying schedule at a fixed (x, y): Monte "
