@@ -13,10 +13,26 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from scipy import stats as _st
 
+from bilevelbench.bounds.tables import kappa_exponents, row_names
+
+from ..experiments import stochastic as st
 from ..figures import series, spec
-from ..judging import SEVERITY, Verdict, combine, judge_exact, judge_upper
+from ..judging import (
+    SEVERITY,
+    Verdict,
+    combine,
+    judge_converged,
+    judge_exact,
+    judge_lower,
+    judge_rates,
+    judge_scaling,
+    judge_upper,
+    undercounts,
+)
+from ..stats import Fit, loglog_fit, mean_bound
 from . import Claim, register_claim
 
 P = "icml21"
@@ -270,3 +286,245 @@ register_claim(Claim(
 
 __all__ = ["norm_half_width", "t_half_width", "judge_bound_rows", "judge_mean_vector", "judge_exact_rows",
            "estimator_parts", "estimator_figures", "FAMILY_ALPHA", "BOUND_ALPHA"]
+
+
+# ====================================================================== Theorem 3: rates in kappa
+
+STOC_TABLE = ("icml21", "Table 2", "stocBiO (this paper)")
+
+
+def judge_counts(cid: str, df, kinds, what: str) -> Verdict:
+    """Each run's count to eps against what its own parameters spend over its iterations (``bounds.costs``;
+    stocBiO's per-step cost is exact, so any shortfall beyond round-off is an under-count)."""
+    under = undercounts(df, kinds)
+    ok = df[(df["K"] > 0)]
+    ratio = min(float((ok[k] / ok[f"struct_{k}"]).min()) for k in kinds) if len(ok) else math.nan
+    return judge_lower(cid, 1.0, ratio, ratio, ratio, f"{what}: smallest ratio of a count to eps to its structural "
+                       "count (iterations x the per-step cost of the run's parameters)" + (
+                           "; " + "; ".join(under) if under else ""), rtol=1e-9)
+
+
+def _judge_thm3_rates(frames, env) -> Verdict:
+    cid = "icml21.thm3.rates"
+    df = frames[st.RATE]
+    pred = kappa_exponents(*STOC_TABLE)
+    rates = judge_rates(cid, df, pred, log_hidden=True, role="stocbio",
+                        note="(small kappa range only, where stocBiO's kappa^5/eps batch sizes fit the profile; the "
+                             "eps^-2 part is not swept; over this range the fit cannot separate a power from the "
+                             "instance's L_Phi growth, kappa^2 here: tau = rho = 0)")
+    parts = {"rates": rates, "counts": judge_counts(cid, df, list(pred), "stocBiO")}
+    return combine(cid, parts, headline="rates", details={k: v for k, v in rates.details.items()})
+
+
+register_claim(Claim(
+    id="icml21.thm3.rates", paper=P, kind="scaling",
+    statement="stocBiO: Gc(F) = O(kappa^5 eps^-2), Gc(G) = O(kappa^9 eps^-2), JV = O(kappa^5 eps^-2), "
+              "HV = ~O(kappa^6 eps^-2); small kappa only",
+    setup="stochastic-quadratic (noise 0.3 in G and F, d = 5), stocBiO (role stocbio) with preset icml21.thm3 (all "
+          "Theta constants 1, eps = 0.5), kappa in {1.5, 2, 3} (quick; 4 added on full), Phi(x0) - inf Phi = 1; "
+          "per-run counts at the first K meeting the averaged criterion, fitted in kappa. Every run must reach eps "
+          "within a step cap at least 3x what the paper's stocBiO needs, and every count must be at least what the "
+          "run's own parameters spend over its iterations (bounds.costs)",
+    experiments=(st.RATE,), judge=_judge_thm3_rates, bounds=tuple(row_names(*STOC_TABLE))))
+
+
+# ====================================================================== Theorem 3: the error floor
+def _q_fit(g) -> Fit:
+    """Slope of log floor against Q (semilog), bootstrap over the runs at each Q."""
+    x = g["value"].to_numpy()
+    lf = np.log(g["floor"].to_numpy())
+    A = np.vstack([x, np.ones_like(x)]).T
+    s = float(np.linalg.lstsq(A, lf, rcond=None)[0][0])
+    rng = np.random.default_rng(0)
+    idx = [np.flatnonzero(x == v) for v in np.unique(x)]
+    boots = []
+    for _ in range(500):
+        pick = np.concatenate([i[rng.integers(0, i.size, i.size)] for i in idx])
+        boots.append(float(np.linalg.lstsq(A[pick], lf[pick], rcond=None)[0][0]))
+    lo, hi = np.quantile(boots, [0.025, 0.975])
+    return Fit(s, float(lo), float(hi), math.nan, int(x.size))
+
+
+def _diverged(cid, df, where, what) -> Verdict | None:
+    bad = df[(df["diverged_at"] >= 0) | ~np.isfinite(df["floor"])]
+    return judge_converged(cid, [{"where": f"{r[where]} {r['value'] if 'value' in r else ''}, instance "
+                                           f"{int(r['instance'])}".replace("  ", " "), "status": "diverged",
+                                  "last": float(r["floor"]), "target": math.inf, "steps": int(r["diverged_at"]),
+                                  "budget": 0} for _, r in bad.iterrows()], len(df), what)
+
+
+def _judge_floor(frames, env) -> Verdict:
+    cid = "icml21.thm3.floor"
+    df = frames[st.FLOOR]
+    q = float(df["eta_mu"].iloc[0])
+    parts, figs = {}, []
+    for param in st.FLOOR_GRIDS:
+        g = df[df["param"] == param]
+        if g.empty:
+            continue
+        g = g[np.isfinite(g["floor"]) & (g["floor"] > 0)]
+        fit = _q_fit(g) if param == "Q" else loglog_fit(g["value"].to_numpy(), g["floor"].to_numpy(),
+                                                         groups=g["value"].to_numpy())
+        # eq. (9): the Q term decays as (1 - eta mu)^(2Q) (log-slope 2 log(1 - eta mu) in Q); the batch terms as 1/b
+        pred = 2 * math.log(1 - q) if param == "Q" else -1.0
+        what = "log floor vs Q (predicted 2 log(1 - eta mu))" if param == "Q" else f"floor vs {param}"
+        v = judge_scaling(cid, pred, fit, what)
+        if param != "Q" and v.verdict == "violated" and fit.low <= 0:
+            # eq. (9) bounds the floor by a sum: with the other terms a > 0, floor = a + c/b has local slopes in
+            # (-1, 0]; only a floor that grows with the batch size contradicts the bound
+            v.verdict = "inconclusive"
+            v.reason += (" The slope is shallower than -1: the other terms of eq. (9) dominate at these sizes "
+                         "(floor = a + c/b), which the bound allows; not decidable here.")
+        elif param != "Q" and v.verdict == "violated":
+            v.reason += " The floor grows with the batch size."
+        parts[param] = v
+        m = g.groupby("value")["floor"].mean().reset_index()
+        figs.append(spec("semilogy" if param == "Q" else "loglog", f"{cid}: floor against {param}", param,
+                         "mean ||grad Phi||^2 at stationarity",
+                         [series("stocBiO", m["value"], m["floor"], algorithm="stocbio")]))
+    div = _diverged(cid, df, "param", "stocBiO from a stationary point")
+    if div is not None:
+        parts["convergence"] = div
+    missing = [k for k in st.FLOOR_GRIDS if k not in parts]
+    reason = (" | ".join(f"{k}: {v.verdict}: {v.reason}" for k, v in parts.items())
+              + " (one parameter swept at a time, the others' terms quietened)"
+              + (f"; not swept on this profile: {', '.join(missing)}" if missing else ""))
+    return combine(cid, parts, headline="Q", reason=reason, details={"figures": figs})
+
+
+register_claim(Claim(
+    id="icml21.thm3.floor", paper=P, kind="scaling",
+    statement="stocBiO's error floor decays exponentially in Q and as 1/S, 1/D_g, 1/D_f, 1/B in the batch sizes "
+              "(eq. 9)",
+    setup="stochastic-logistic (kappa 2, d = 5, lam = 1 so that v* != 0 at the stationary point; n_f = 64, n_g = "
+          "4096), stocBiO (role stocbio, ICML form, eta = 1/L_sample, alpha = 2/(L+mu), N = 2, beta = 0.5/||Hess "
+          "Phi||) started at a stationary point found by exact GD on Phi, y = y*; the mean of ||grad Phi||^2 over the "
+          "last 3/4 of K steps is the floor. One parameter swept at a time with the other noise sources quietened: "
+          "Q with G exact (noise 0) and F exact (D_f = n_f without replacement), so the floor is the squared Neumann "
+          "bias; S, D_g, B with noise 0.2 in G, F exact, Q = ceil(5/(eta mu)) (bias negligible), S = D_g = 256 "
+          "(4096 when B is swept); D_f with G exact, F sampled with replacement. A diverged run is a violation",
+    experiments=(st.FLOOR,), judge=_judge_floor, bounds=("icml21.thm3.floor",)))
+
+
+# ====================================================================== Theorem 4: meta-learning
+def _judge_thm4(frames, env) -> Verdict:
+    cid = "icml21.thm4"
+    df = frames[st.META_FLOOR]
+    ok = df[np.isfinite(df["floor"]) & (df["floor"] > 0)]
+    fit = loglog_fit(ok["tasks"].to_numpy(), ok["floor"].to_numpy(), groups=ok["tasks"].to_numpy())
+    v = judge_scaling(cid, -1.0, fit, "floor vs task batch |B|",
+                      note=f"(tasks drawn with replacement; m = {int(df['m'].iloc[0])} tasks; kappa fixed, the kappa^2 "
+                           "factor is not swept: its hidden constant makes it unmeasurable at one kappa)")
+    if v.verdict == "violated" and fit.low <= 0:
+        # O(1/K + kappa^2/|B|) bounds a sum: a floor dominated by the other part is flat in |B|, which the bound
+        # allows; only growth contradicts it
+        v.verdict = "inconclusive"
+        v.reason += (" The floor is flatter than 1/|B|: at these settings the task-sampling variance is below the "
+                     "deterministic part of the error, so its 1/|B| decay cannot be isolated (not decidable here).")
+    elif v.verdict == "violated":
+        v.reason += " The floor grows with |B|."
+    parts = {"scaling": v}
+    div = _diverged(cid, df.assign(value=df["tasks"]), "tasks", "ITD-BiO with task sampling from a stationary point")
+    if div is not None:
+        parts["convergence"] = div
+    m = ok.groupby("tasks")["floor"].agg(["mean", "min", "max"]).reset_index()
+    fig = spec("loglog", f"{cid}: floor against the task batch", "|B|", "mean ||grad Phi||^2 at stationarity",
+               [series("meta ITD-BiO", m["tasks"], m["mean"], ylow=m["min"], yhigh=m["max"], algorithm="meta-itd-bio")])
+    return combine(cid, parts, headline="scaling", details={"figure": fig})
+
+
+register_claim(Claim(
+    id="icml21.thm4", paper=P, kind="scaling",
+    statement="meta-learning with task sampling (batch B of tasks): error floor O(kappa^2/|B|)",
+    setup="meta-learning family (16 tasks, p = 2, d = 3, kappa_ref 2), ITD-BiO with task sampling (role meta-itd-bio, "
+          "N = 20 warm-started inner steps), from a near-stationary x (300 exact GD steps on Phi) with beta = "
+          "0.25/||Hess Phi(x_ref)|| (the theorem's 1/(4 L_Phi) with the region's L_Phi ~ 1e9 would not move x); floor "
+          "= mean ||grad Phi||^2 over the last 3/4 of the run; log-log fit against |B|. A diverged run is a violation",
+    experiments=(st.META_FLOOR,), judge=_judge_thm4, bounds=("icml21.thm4",)))
+
+
+# ====================================================================== Table 2
+def _table2_arm(cid, df, role) -> tuple[dict, dict[str, Verdict]]:
+    """Per arm: the mean samples to eps (runs not reaching eps count what they spent: a lower bound) and the
+    verdicts on its runs (non-convergence within an ample budget; samples below what its parameters spend)."""
+    reached = df["status"] == "reached"
+    s = np.where(reached, df["samples"], df["spent"])
+    mb = mean_bound(s)
+    stats = {"mean": mb.mean, "low": mb.low, "high": mb.high, "reached": int(reached.sum()), "runs": len(df),
+             "censored": bool((~reached).any()), "budget": int(df["budget"].iloc[0]),
+             "steps_to_eps": int(df.loc[reached, "K"].max()) if reached.any() else -1}
+    failures = [{"where": f"{role}, instance {int(r.instance)}", "status": r.status, "last": float(r.avg_grad_phi_sq),
+                 "target": float(r.eps), "steps": int(r.steps_run), "budget": int(r.budget)}
+                for r in df.itertuples() if r.status != "reached"]
+    out = {}
+    conv = judge_converged(cid, failures, len(df), f"{role} on its preset (budget at least 3x the steps the paper's "
+                           f"{role} needs, {TABLE2_NEED[role]} on the quick profile)")
+    if conv is not None:
+        out[f"{role} convergence"] = conv
+    ok = df[reached]
+    if len(ok):
+        # the samples are exact for stocBiO; for BSA/TTSA they vary with the Neumann lengths p: a one-sided
+        # 99.9% normal lower bound of the structural count over p (3.09 standard deviations)
+        low = ok["struct_samples"] - 3.09 * ok["struct_sd"]
+        ratio = float((ok["samples"] / low).min())
+        out[f"{role} counts"] = judge_lower(
+            cid, 1.0, ratio, ratio, ratio, f"{role}: smallest ratio of samples to eps to the samples its parameters "
+            "spend over its iterations (BSA/TTSA: 99.9% lower bound over the Neumann lengths)", rtol=1e-9)
+    return stats, out
+
+
+#: steps the paper's arms need to reach eps on the quick profile (the budgets are at least 3x these)
+TABLE2_NEED = {"stocbio": 78, "bsa": 616, "ttsa": 1490}
+
+
+def _judge_table2(frames, env) -> Verdict:
+    cid = "icml21.table2"
+    stats, parts, txt = {}, {}, []
+    for role in st.TABLE2_ARMS:
+        df = frames[st.table2_name(role)]
+        stats[role], arm_parts = _table2_arm(cid, df, role)
+        parts.update(arm_parts)
+        a = stats[role]
+        txt.append(f"{role}: {a['mean']:.3g} samples [{a['low']:.3g}, {a['high']:.3g}], {a['reached']}/{a['runs']} "
+                   f"reached (at most {a['steps_to_eps']} of {a['budget']} steps)"
+                   + (" (runs not reaching eps counted at what they spent: a lower bound)" if a["censored"] else ""))
+    s = stats["stocbio"]
+    others = [stats[r] for r in ("bsa", "ttsa")]
+    fewer = s["reached"] == s["runs"] and all(s["high"] < o["low"] for o in others)
+    cmp_reason = ("Samples of F and G to (1/K) sum ||grad Phi||^2 <= eps (99% intervals over runs): " + "; ".join(txt)
+                  + f" (eps {TABLE2_EPS_TEXT}, kappa 2; BSA/TTSA step sizes set for a horizon of "
+                  f"{st.TABLE2_HORIZON} steps). ")
+    if fewer:
+        cmp = Verdict(id=cid, verdict="holds", predicted=min(o["mean"] for o in others), measured=s["mean"],
+                      ci_low=s["low"], ci_high=s["high"], tightness=s["mean"] / min(o["mean"] for o in others),
+                      reason=cmp_reason + "stocBiO needs fewer samples than both.")
+    else:
+        cmp = Verdict(id=cid, verdict="inconclusive", predicted=min(o["mean"] for o in others), measured=s["mean"],
+                      ci_low=s["low"], ci_high=s["high"], tightness=s["mean"] / min(o["mean"] for o in others),
+                      reason=cmp_reason + "stocBiO does not need provably fewer samples than both here. Table 2 states "
+                      "orders in kappa and eps with unspecified constants (stocBiO's Theta constants are 1 in its "
+                      "preset, BSA's and TTSA's step constants are our choices): at one moderate (eps, kappa) the "
+                      "constants decide the order, so this point neither supports nor contradicts the table.")
+    parts = {"comparison": cmp, **parts}
+    fig = spec("linear", f"{cid}: samples to eps", "algorithm index", "samples (F + G) to eps",
+               [series(a, [i], [v["mean"]], ylow=[v["low"]], yhigh=[v["high"]], algorithm=a)
+                for i, (a, v) in enumerate(stats.items())])
+    return combine(cid, parts, headline="comparison", details={"figure": fig, "stats": stats})
+
+
+TABLE2_EPS_TEXT = f"{st.TABLE2_EPS:g}"
+
+register_claim(Claim(
+    id="icml21.table2", paper=P, kind="comparison",
+    statement="to the same eps, stocBiO needs fewer samples than BSA and TTSA",
+    setup="stochastic-quadratic (kappa 2, d = 5, noise 0.3 in G and F, gap 1), three audited arms, each with its "
+          "preset: stocBiO (role stocbio, icml21.thm3 with eps), BSA (role bsa, gw18) and TTSA (role ttsa, hong20), "
+          "BSA/TTSA step sizes set for a horizon of 1000 steps; R runs each; samples of F and G at the first K "
+          "meeting the averaged criterion eps = 0.5, each run's own (BSA/TTSA: p Hessian samples per randomized "
+          "Neumann estimate; Trace.per_instance). Every run of every arm must reach eps within a step budget at "
+          "least 3x what the paper's arm needs, and spend at least the samples its parameters prescribe "
+          "(bounds.costs; BSA/TTSA within a 99.9% band over their random Neumann lengths)",
+    experiments=tuple(st.table2_name(r) for r in st.TABLE2_ARMS), judge=_judge_table2,
+    bounds=tuple(row_names("icml21", "Table 2")),
+    audits="all three arms are audited: a plug-in of stocbio, bsa or ttsa (or of the components they call) replaces "
+           "its arm; the other arms stay the paper's"))
