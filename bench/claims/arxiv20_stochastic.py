@@ -8,6 +8,8 @@ the paper's estimator's exact moments).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..experiments import stochastic as st
@@ -62,8 +64,12 @@ def judge_avg_bound(cid: str, df, what: str) -> tuple[dict, dict]:
     iterate) left every bound, a violation with its evidence."""
     items = []
     for K, g in df.groupby("K"):
-        mb = mean_bound(g["avg"].to_numpy())
-        items.append((mb.mean, mb.low, mb.high, float(g["bound"].iloc[0]), f"K = {int(K)}"))
+        a = g["avg"].to_numpy()
+        if np.isfinite(a).all():
+            mb = mean_bound(a)
+            items.append((mb.mean, mb.low, mb.high, float(g["bound"].iloc[0]), f"K = {int(K)}"))
+        else:  # a run left every bound: the expectation is not finite
+            items.append((math.inf, math.inf, math.inf, float(g["bound"].iloc[0]), f"K = {int(K)}"))
     parts = {"bound": judge_bound_rows(cid, items, what)}
     last = df[df["K"] == df["K"].max()]
     bad = last[(last["diverged_at"] >= 0) | ~np.isfinite(last["avg"])]

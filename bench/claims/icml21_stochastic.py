@@ -449,7 +449,7 @@ def _table2_arm(cid, df, role) -> tuple[dict, dict[str, Verdict]]:
     verdicts on its runs (non-convergence within an ample budget; samples below what its parameters spend)."""
     reached = df["status"] == "reached"
     s = np.where(reached, df["samples"], df["spent"])
-    mb = mean_bound(s)
+    mb = mean_bound(s) if np.isfinite(s).all() else mean_bound([math.inf])
     stats = {"mean": mb.mean, "low": mb.low, "high": mb.high, "reached": int(reached.sum()), "runs": len(df),
              "censored": bool((~reached).any()), "budget": int(df["budget"].iloc[0]),
              "steps_to_eps": int(df.loc[reached, "K"].max()) if reached.any() else -1}
@@ -473,8 +473,9 @@ def _table2_arm(cid, df, role) -> tuple[dict, dict[str, Verdict]]:
     return stats, out
 
 
-#: steps the paper's arms need to reach eps on the quick profile (the budgets are at least 3x these)
-TABLE2_NEED = {"stocbio": 78, "bsa": 616, "ttsa": 1490}
+#: steps the paper's arms need to reach eps on the quick profile's instances (72 runs each; the budgets,
+#: ``experiments.stochastic.TABLE2_BUDGET``, are at least 3x these)
+TABLE2_NEED = {"stocbio": 78, "bsa": 770, "ttsa": 1502}
 
 
 def _judge_table2(frames, env) -> Verdict:
