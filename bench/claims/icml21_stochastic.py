@@ -61,6 +61,18 @@ def t_half_width(sd: float, n: int, alpha: float, two_sided: bool = True) -> flo
     return float(_st.t.ppf(q, n - 1)) * sd / math.sqrt(n)
 
 
+def bound_slope(name: str, arg: str, at: float, *, log_x: bool = True, **fixed) -> float:
+    """The exponent a bound of ``bounds`` predicts for one argument: the slope of log(bound) against log(arg)
+    (``log_x``) or against arg, between ``at`` and 2 ``at`` (or ``at`` + 1), with ``fixed`` making the bound's
+    other terms negligible (a K or batch size of 1e15)."""
+    import bilevelbench.bounds as bd
+
+    fn = bd.BOUNDS[name]
+    hi = 2 * at if log_x else at + 1
+    ratio = math.log(fn(**fixed, **{arg: type(at)(hi)}) / fn(**fixed, **{arg: at}))
+    return ratio / (math.log(hi / at) if log_x else hi - at)
+
+
 # ====================================================================== rules over rows
 def _worst(verdicts: list[Verdict], key) -> Verdict:
     """The most severe verdict; among equals, the largest ``key``."""
@@ -278,7 +290,7 @@ register_claim(Claim(
           "below n_eq, violated when it provably misses eps at n_eq; its Monte Carlo MSE is also checked against "
           "the paper's exact MSE at both totals",
     experiments=(SCHEDULE,), judge=_judge_schedule,
-    bounds=("arxiv20.prop4.bias", "icml21.prop3.samples", "icml21.prop3.samples.uniform",
+    bounds=("arxiv20.prop4.bias", "icml21.prop3.B_min", "icml21.prop3.samples", "icml21.prop3.samples.uniform",
             "table:icml21:Proposition 3:v_Q, |B_{Q+1-j}| = B Q (1-eta mu)^(j-1):HV samples",
             "table:icml21:Proposition 3:v_Q, equal batch sizes:HV samples"),
     audits="the decaying arm (schedule and estimator) is audited; the equal-batch arm is the paper's estimator's "
@@ -353,10 +365,25 @@ def _diverged(cid, df, where, what) -> Verdict | None:
                                   "budget": 0} for _, r in bad.iterrows()], len(df), what)
 
 
+#: eq. (9)'s arguments that make its terms negligible, but for the swept one
+_HUGE = 10**15
+
+
+def _floor_exponent(param: str, eta_mu: float) -> float:
+    """The slope eq. (9) predicts for the floor: in Q, of log floor (2 log(1 - eta mu)); in a batch size, of the
+    log-log floor (-1); each from ``bounds.icml21.thm3_floor`` with the other terms made negligible."""
+    fixed = dict(K=_HUGE, L_phi=1.0, kappa=2.0, eta=eta_mu, mu=1.0, Q=_HUGE, sigma2=1.0, S=_HUGE, D_g=_HUGE, D_f=_HUGE,
+                 B=float(_HUGE))
+    if param == "Q":
+        fixed.pop("Q")
+        return bound_slope("icml21.thm3.floor", "Q", 1, log_x=False, **fixed)
+    fixed.pop(param)
+    return bound_slope("icml21.thm3.floor", param, 4.0 if param == "B" else 4, **fixed)
+
+
 def _judge_floor(frames, env) -> Verdict:
     cid = "icml21.thm3.floor"
     df = frames[st.FLOOR]
-    q = float(df["eta_mu"].iloc[0])
     parts, figs = {}, []
     for param in st.FLOOR_GRIDS:
         g = df[df["param"] == param]
@@ -365,8 +392,7 @@ def _judge_floor(frames, env) -> Verdict:
         g = g[np.isfinite(g["floor"]) & (g["floor"] > 0)]
         fit = _q_fit(g) if param == "Q" else loglog_fit(g["value"].to_numpy(), g["floor"].to_numpy(),
                                                          groups=g["value"].to_numpy())
-        # eq. (9): the Q term decays as (1 - eta mu)^(2Q) (log-slope 2 log(1 - eta mu) in Q); the batch terms as 1/b
-        pred = 2 * math.log(1 - q) if param == "Q" else -1.0
+        pred = _floor_exponent(param, float(g["eta_mu"].iloc[0]))
         what = "log floor vs Q (predicted 2 log(1 - eta mu))" if param == "Q" else f"floor vs {param}"
         v = judge_scaling(cid, pred, fit, what)
         if param != "Q" and v.verdict == "violated" and fit.low <= 0:
@@ -412,7 +438,8 @@ def _judge_thm4(frames, env) -> Verdict:
     df = frames[st.META_FLOOR]
     ok = df[np.isfinite(df["floor"]) & (df["floor"] > 0)]
     fit = loglog_fit(ok["tasks"].to_numpy(), ok["floor"].to_numpy(), groups=ok["tasks"].to_numpy())
-    v = judge_scaling(cid, -1.0, fit, "floor vs task batch |B|",
+    pred = bound_slope("icml21.thm4", "batch", 2, K=_HUGE, kappa=2.0)
+    v = judge_scaling(cid, pred, fit, "floor vs task batch |B|",
                       note=f"(tasks drawn with replacement; m = {int(df['m'].iloc[0])} tasks; kappa fixed, the kappa^2 "
                            "factor is not swept: its hidden constant makes it unmeasurable at one kappa)")
     if v.verdict == "violated" and fit.low <= 0:

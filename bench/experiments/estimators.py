@@ -475,7 +475,7 @@ def schedule_measure(key: ScheduleKey, env, seed: int) -> list[ScheduleRow]:
     target = torch.linalg.solve(Hs.mean(1), g.unsqueeze(-1)).squeeze(-1)
     scale = (target * target).sum(-1)
     Q = schedule_Q(L, mu, eta, g, target, key.eps)
-    B_min = 1.0 / (Q * (1 - eta * mu) ** (Q - 1))
+    B_min = bd.BOUNDS["icml21.prop3.B_min"](Q, eta, mu)
     unit = bd.BOUNDS["icml21.prop3.samples"](B_min, Q, eta, mu) / B_min  # samples per unit of B (before ceil)
     n_eq = fewest_samples(lambda t: float(_relative_mse(Hs, g, target, eta, equal_batches(t, Q)).mean()), Q,
                           key.eps)

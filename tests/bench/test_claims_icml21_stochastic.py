@@ -112,6 +112,25 @@ def test_moments_without_noise_are_the_truncated_neumann_series():
     assert torch.allclose(m2.squeeze(-1), ref, rtol=1e-12, atol=1e-13)
 
 
+def test_smallest_batch_scale_of_prop3():
+    from bilevelbench.bounds.arxiv20 import prop4_batch_sizes
+    from bilevelbench.bounds.icml21 import prop3_min_B
+
+    # 1/(Q (1 - eta mu)^(Q-1)) = 1/(3 * 0.25) at Q = 3, eta mu = 0.5; the smallest batch is then one sample
+    assert prop3_min_B(3, 1.0, 0.5) == pytest.approx(4 / 3, rel=1e-15)
+    assert prop4_batch_sizes(prop3_min_B(8, 0.3, 0.5), 8, 0.3, 0.5)[-1] == pytest.approx(1.0, rel=1e-14)
+    with pytest.raises(ValueError):
+        prop3_min_B(3, 2.0, 0.5)
+
+
+def test_predicted_exponents_come_from_the_bounds():
+    # eq. (9): (1 - eta mu)^(2Q) in Q, 1/b in each batch size; Theorem 4: 1/|B|
+    assert C._floor_exponent("Q", 0.25) == pytest.approx(2 * math.log(0.75), rel=1e-9)
+    for p in ("S", "D_g", "D_f", "B"):
+        assert C._floor_exponent(p, 0.25) == pytest.approx(-1.0, rel=1e-9)
+    assert C.bound_slope("icml21.thm4", "batch", 2, K=10**15, kappa=2.0) == pytest.approx(-1.0, rel=1e-9)
+
+
 def test_paper_sizes_are_the_algorithms_schedule():
     for B, Q, eta, mu in ((8.0, 2, 0.4, 0.5), (1.0, 8, 0.4, 0.5), (3.3, 20, 0.2, 0.5), (64 / 8, 8, 0.1, 0.0001)):
         assert E.paper_sizes(B, Q, eta, mu) == decaying_batches(B, Q, eta, mu)
