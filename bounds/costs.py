@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-__all__ = ["COSTS", "step_costs", "cumulative"]
+__all__ = ["COSTS", "step_costs", "cumulative", "randomized_sd"]
 
 
 def _const(k: np.ndarray, **costs: float) -> dict[str, np.ndarray]:
@@ -113,3 +113,11 @@ def cumulative(role: str, params: Mapping, steps: int, horizon: int | None = Non
     """Total cost of outer steps 0..steps-1 (to have produced x_0..x_steps)."""
     costs = step_costs(role, params, np.arange(max(int(steps), 0)), horizon)
     return {kind: float(v.sum()) for kind, v in costs.items()}
+
+
+def randomized_sd(params: Mapping, steps: int, horizon: int | None = None) -> float:
+    """Standard deviation of the Hessian samples (HV) BSA or TTSA spend over outer steps 0..steps-1: each step
+    spends B p_k with p_k uniform on {0..b-1}, independent (Ghadimi and Wang 2018 Alg. 3), so the total has
+    variance steps B^2 (b^2 - 1)/12 around the expected cost of ``randomized`` (b as the run sets it)."""
+    b = _neumann_terms(params, horizon if horizon is not None else steps)
+    return float(params["B"]) * math.sqrt(max(int(steps), 0) * (b * b - 1) / 12.0)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 import bilevelbench.bounds as bd
-from bilevelbench.bounds.costs import cumulative
+from bilevelbench.bounds.costs import cumulative, randomized_sd
 
 from ..sweep import point_seed
 from . import Arm, Experiment, Key, Row, register_experiment
@@ -278,14 +278,6 @@ class Table2Row(Row):
     diverged_at: int
 
 
-def _neumann_spread(params, horizon: int, K: int) -> float:
-    """Standard deviation of the Hessian samples of K BSA/TTSA steps: B sum_k p_k with p_k uniform on
-    {0..b-1} independent (Ghadimi and Wang 2018 Alg. 3), variance K B^2 (b^2 - 1)/12."""
-    b = int(params["b"]) if params.get("b") is not None else \
-        max(1, math.ceil(math.log(horizon + 1) / (params["eta"] * params["mu"]) - 1e-9))
-    return float(params["B"]) * math.sqrt(max(K, 0) * (b * b - 1) / 12.0)
-
-
 def _stop_when_reached(eps: float):
     """stop(metrics) for ``run``: every instance has met the averaged criterion (checked every 64 records)."""
     def stop(metrics):
@@ -322,7 +314,7 @@ def table2_measure(key: Table2Key, env, seed: int) -> list[Table2Row]:
         else:
             status = "budget"
         struct = cumulative(key.role, tr.params, K - 1, key.horizon or None) if K > 0 else {}
-        spread = _neumann_spread(tr.params, key.horizon, K - 1) if K > 0 and key.horizon else 0.0
+        spread = randomized_sd(tr.params, K - 1, key.horizon) if K > 0 and key.horizon else 0.0
         out.append(Table2Row(
             role=key.role, algorithm=algorithm, instance=r, status=status, K=K, eps=key.eps, kappa=key.kappa,
             samples=row["samples_f"] + row["samples_g"],

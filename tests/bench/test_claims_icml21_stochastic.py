@@ -10,6 +10,7 @@
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -129,6 +130,16 @@ def test_predicted_exponents_come_from_the_bounds():
     for p in ("S", "D_g", "D_f", "B"):
         assert C._floor_exponent(p, 0.25) == pytest.approx(-1.0, rel=1e-9)
     assert C.bound_slope("icml21.thm4", "batch", 2, K=10**15, kappa=2.0) == pytest.approx(-1.0, rel=1e-9)
+
+
+def test_randomized_neumann_spread():
+    """BSA/TTSA spend B p Hessian samples a step, p uniform on {0..b-1}: standard deviation B sqrt((b^2 - 1)/12)
+    a step, sqrt(steps) times that over independent steps."""
+    from bilevelbench.bounds.costs import randomized_sd
+
+    p = {"b": 3, "B": 2, "eta": 1.0, "mu": 0.5}
+    assert randomized_sd(p, 1) == pytest.approx(2 * float(np.std([0, 1, 2])), rel=1e-12)
+    assert randomized_sd(p, 25) == pytest.approx(5 * randomized_sd(p, 1), rel=1e-12)
 
 
 def test_paper_sizes_are_the_algorithms_schedule():
