@@ -5,9 +5,9 @@
 """
 
 # The algorithm modules register themselves on import.
-from . import deterministic, sid, stochastic  # noqa: F401
-from .base import REGISTRY, Algorithm, Context, Param, Trace, get, names, register, run
+from . import amigo, deterministic, momentum, penalty, sid, soba, stochastic  # noqa: F401
+from .base import REGISTRY, Algorithm, Context, DivergenceWarning, Param, Trace, get, names, register, run
 from .oracle import BACKENDS, CountedOracle, Counts
 
-__all__ = ["BACKENDS", "CountedOracle", "Counts", "Algorithm", "Context", "Param", "Trace", "REGISTRY",
-           "get", "names", "register", "run"]
+__all__ = ["BACKENDS", "CountedOracle", "Counts", "Algorithm", "Context", "DivergenceWarning", "Param", "Trace",
+           "REGISTRY", "get", "names", "register", "run"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,9 @@ from ..analytic.rng import Streams, as_streams
 from .oracle import BACKENDS, CountedOracle, Counts
 
 __all__ = [
+    "DivergenceWarning",
+    "DIVERGENCE_FACTOR",
+    "theory_conditions",
     "Param",
     "Algorithm",
     "Context",
@@ -33,6 +37,26 @@ __all__ = [
     "run",
     "resolve_params",
 ]
+
+
+class DivergenceWarning(UserWarning):
+    """Issued once by ``run`` when some instance of the run diverged (see ``Trace.diverged_at``)."""
+
+
+#: the growth factor of the divergence rule (``run``, ``Trace``): an instance is flagged when its state
+#: z = (x, y) leaves the ball of radius DIVERGENCE_FACTOR (||z_0|| + r), r the problem's region radius
+DIVERGENCE_FACTOR = 1e6
+
+
+def theory_conditions(algo: Algorithm, preset: str | None) -> dict[str, Callable]:
+    """The step-size conditions a run is checked against (``Trace.outside_theory``): the algorithm's own
+    (``Algorithm.theory``, its main theorem) and, with a preset, those of the theorem the preset cites (the
+    preset function's ``conditions`` attribute, set by ``presets.cites``); the preset's replace the
+    algorithm's of the same name."""
+    out = dict(algo.theory)
+    if preset is not None and preset in algo.presets:
+        out.update(getattr(algo.presets[preset], "conditions", {}))
+    return out
 
 
 @dataclass(frozen=True)
@@ -201,9 +225,20 @@ class Trace:
     executed; ``time`` (n,) wall seconds before step k (scoring excluded); ``idle`` kind -> (n, R): the part
     of those counts instance r did not need (the oracle's ``active`` masks; see ``per_instance``; empty for
     methods whose instances all spend the same); ``metrics`` name -> (n, R) from
-    the scorer; ``diverged_at`` (R,) first k with a non-finite state per instance (-1: never) and
-    ``diverged`` the first such k over instances or None; ``outside_theory`` messages for parameters outside
-    the range a preset's theorem requires.
+    the scorer; ``diverged_at`` (R,) first checked k at which instance r diverged (-1: never), with
+    ``diverged_reason`` (R,) 'non-finite' or 'growth' ('' for the others), and ``diverged`` the first such k
+    over instances or None; ``outside_theory`` messages for parameters outside the range the theorem of the
+    algorithm, or of the preset, requires (``theory_conditions``).
+
+    Divergence rule (``run``). Instance r is flagged at a check k when x_k or y_k holds NaN or inf, or when
+    ||z_k|| > F (||z_0|| + r0), z = (x, y) the outer and inner iterates, F = ``divergence_factor`` (default
+    DIVERGENCE_FACTOR = 1e6) and r0 the radius of the problem's declared region (``region_radius``; 1 when
+    it declares none). The rule cannot fire on a run whose iterates stay within 10^6 times the problem's own
+    scale: the families declare their constants on a ball that holds the start and the solutions they are
+    built around, so a run converging to one of them stays within a few r0 of the origin, six orders of
+    magnitude below the threshold, while a diverging run grows geometrically and reaches it a few steps
+    (log of 10^6 in its growth rate) before it would overflow. A flagged instance is frozen at its last state
+    before the flag (no NaN or inf reaches the records) and ``run`` warns once (``DivergenceWarning``).
     """
 
     algorithm: str
@@ -222,6 +257,7 @@ class Trace:
     #: the algorithm's last state (its tensors may be inference tensors: read-only outside inference mode)
     state_last: Any = None
     idle: dict[str, torch.Tensor] = field(default_factory=dict)
+    diverged_reason: list[str] = field(default_factory=list)
 
     @property
     def diverged(self) -> int | None:
@@ -288,8 +324,9 @@ def _snapshot_idle(oracle: CountedOracle, n_before: int, out: dict[str, list]):
 
 
 def _freeze(state, prev, bad: torch.Tensor):
-    """Keep the last finite state of the instances flagged ``bad`` (so no NaN reaches the records; their
-    divergence is in ``diverged_at``). Fields that are (R, ...) tensors are frozen, others left as they are."""
+    """Keep the state ``prev`` (the last checked one) of the instances flagged ``bad`` (so no NaN reaches the
+    records; their divergence is in ``diverged_at``). Fields that are (R, ...) tensors are frozen, others left
+    as they are."""
     if not dataclasses.is_dataclass(state):
         return state
     R = bad.shape[0]
@@ -301,6 +338,15 @@ def _freeze(state, prev, bad: torch.Tensor):
             mask = bad.to(new.device).view(R, *([1] * (new.dim() - 1)))
             updates[f.name] = torch.where(mask, old, new)
     return dataclasses.replace(state, **updates)
+
+
+def _state_norm(state) -> torch.Tensor:
+    """(R,) ||(x, y)|| of a state (x alone when it has no y); NaN/inf propagate (the non-finite test)."""
+    sq = (state.x * state.x).sum(-1)
+    y = getattr(state, "y", None)
+    if isinstance(y, torch.Tensor) and y.dim() >= 1 and y.shape[0] == sq.shape[0]:
+        sq = sq + (y * y).reshape(y.shape[0], -1).sum(-1)
+    return sq.sqrt()
 
 
 def _stack(items):
@@ -315,7 +361,8 @@ def _sync(device: torch.device):
 def run(name: str, problem, steps: int, x0=None, preset: str | None = None, generator=None, *,
         y0=None, backend: str = "closed", record_every: int = 1, scorer: Callable | None = None,
         keep_iterates: bool = True, check_every: int | None = None, stop: Callable | None = None,
-        components: Mapping[str, Callable] | None = None, **params) -> Trace:
+        components: Mapping[str, Callable] | None = None,
+        divergence_factor: float | None = DIVERGENCE_FACTOR, **params) -> Trace:
     """Run algorithm ``name`` for ``steps`` outer iterations on ``problem``; returns a Trace.
 
     ``preset`` names a theory preset (parameters set from the problem's constants); explicit ``params``
@@ -324,9 +371,10 @@ def run(name: str, problem, steps: int, x0=None, preset: str | None = None, gene
     paused and outside the oracle counts; ``stop(metrics)`` (metrics: name -> list of (R,) records so
     far) is called after each record and ends the run when it returns True. ``components`` (component
     role -> implementation, ``algorithms.components``) replaces pieces of the step. ``x0``/``y0`` of shape
-    (dim,) are broadcast to every instance. A non-finite iterate is
-    recorded in ``diverged_at`` (per instance); the run ends early when every instance diverged; no
-    exception escapes for it.
+    (dim,) are broadcast to every instance. A diverging instance (non-finite iterate, or ||(x, y)|| beyond
+    ``divergence_factor`` times its start scale: the rule of ``Trace``; None keeps the non-finite test only)
+    is recorded in ``diverged_at`` and frozen; the run warns once (``DivergenceWarning``), ends early when
+    every instance diverged, and raises no exception for it.
     """
     algo = get(name)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
@@ -335,8 +383,12 @@ def run(name: str, problem, steps: int, x0=None, preset: str | None = None, gene
         raise ValueError(f"record_every must be a positive integer, got {record_every!r}")
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if divergence_factor is not None and (isinstance(divergence_factor, bool)
+                                          or not isinstance(divergence_factor, int | float)
+                                          or not math.isfinite(divergence_factor) or divergence_factor <= 1):
+        raise ValueError(f"divergence_factor must be a finite number > 1 or None, got {divergence_factor!r}")
     values = resolve_params(algo, problem, preset, params)
-    outside = [msg for check in algo.theory.values() if (msg := check(problem, values))]
+    outside = [msg for check in theory_conditions(algo, preset).values() if (msg := check(problem, values))]
     overrides = dict(components or {})
     if overrides:
         from .components import check as check_component
@@ -353,6 +405,12 @@ def run(name: str, problem, steps: int, x0=None, preset: str | None = None, gene
     state = algo.init(ctx)
     R = problem.R
     diverged_at = torch.full((R,), -1, dtype=torch.int64)
+    reasons = [""] * R
+    limit = None  # (R,) on the device: F (||z_0|| + r0), the growth threshold of the divergence rule
+    if divergence_factor is not None:
+        radius = problem.region_radius()
+        r0 = radius if math.isfinite(radius) else 1.0
+        limit = divergence_factor * (_state_norm(state) + r0)
     iters, times, counts, idle = [], [], {}, {}
     xs, ys, ests, metrics = [], [], [], {}
     # The clock runs between records only: the device is synchronised when a record starts (so the time
@@ -383,18 +441,26 @@ def run(name: str, problem, steps: int, x0=None, preset: str | None = None, gene
         clock["resumed"] = time.perf_counter()
 
     record(0, None)
+    kept = state  # the state at the last check (every instance finite and within the growth threshold)
+    any_dead = False
     for k in range(steps):
-        prev, state = state, algo.advance(ctx, state, k)
+        state = algo.advance(ctx, state, k)
         if (k + 1) % check_every == 0 or k + 1 == steps:
-            bad = ~torch.isfinite(state.x).all(dim=-1)
+            nonfinite = ~torch.isfinite(state.x).all(dim=-1)
             y = getattr(state, "y", None)
             if y is not None:
-                bad |= ~torch.isfinite(y).all(dim=-1)
-            bad_cpu = bad.cpu()  # one synchronisation per check
-            if bool(bad_cpu.any()):
-                newly = bad_cpu & (diverged_at < 0)
-                diverged_at[newly] = k + 1
-                state = _freeze(state, prev, bad)
+                nonfinite |= ~torch.isfinite(y).all(dim=-1)
+            grown = _state_norm(state) > limit if limit is not None else torch.zeros_like(nonfinite)
+            flags = torch.stack([nonfinite, grown]).cpu()  # one synchronisation per check
+            if any_dead or bool(flags.any()):
+                new_nonfinite, new_grown = flags[0] & (diverged_at < 0), flags[1] & (diverged_at < 0)
+                for r in torch.nonzero(new_nonfinite | new_grown).flatten().tolist():
+                    reasons[r] = "non-finite" if bool(new_nonfinite[r]) else "growth"
+                diverged_at[new_nonfinite | new_grown] = k + 1
+                # flagged now or before: held at the state of the last check they passed
+                state = _freeze(state, kept, (diverged_at >= 0).to(state.x.device))
+                any_dead = True
+            kept = state
         est = getattr(state, "estimate", None)
         if (k + 1) % record_every == 0 or k + 1 == steps:
             record(k + 1, est)
@@ -402,12 +468,19 @@ def run(name: str, problem, steps: int, x0=None, preset: str | None = None, gene
             break
         if stop is not None and iters[-1] == k + 1 and stop(metrics):
             break
+    if bool((diverged_at >= 0).any()):
+        bad = torch.nonzero(diverged_at >= 0).flatten().tolist()
+        warnings.warn(f"{name}: {len(bad)} of {R} instance(s) diverged (instances {bad[:10]}"
+                      f"{' ...' if len(bad) > 10 else ''}; first at step {int(diverged_at[bad].min())}: "
+                      f"{', '.join(sorted({reasons[r] for r in bad}))}); see Trace.diverged_at",
+                      DivergenceWarning, stacklevel=2)
     return Trace(algorithm=name, params=values, iterations=iters, counts=counts, time=times,
                  x=_stack(xs), y=_stack(ys), estimates=_stack(ests),
                  metrics={k: torch.stack(v).to("cpu", torch.float64) for k, v in metrics.items()},
                  diverged_at=diverged_at,
                  outside_theory=outside, x_last=_plain(state.x), y_last=_plain(getattr(state, "y", None)),
-                 state_last=state, idle={k: torch.stack(v).cpu() for k, v in idle.items()})
+                 state_last=state, idle={k: torch.stack(v).cpu() for k, v in idle.items()},
+                 diverged_reason=reasons)
 
 
 def _plain(t):

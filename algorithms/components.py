@@ -2,10 +2,12 @@
 
 A component role names a function the algorithms call through ``ctx.component(role)`` (and the estimator
 experiments of ``bench`` call directly): the AID linear solvers, ITD's reverse recursion, stocBiO's Neumann
-estimators and batch schedule, the randomized truncated Neumann product of BSA/TTSA, and SID's stochastic
-fixed-point iteration. A user's implementation of one (``Component(role, fn)``, passed to ``run(...,
-components=...)`` or to ``bilevelbench verify --plugin``) replaces the default everywhere that role is
-used, and nowhere else. Its signature must accept the default's arguments (checked by :func:`check`).
+estimators and batch schedule, the randomized truncated Neumann product of BSA/TTSA, SID's stochastic
+fixed-point iteration, the SAGA / SARAH / STORM direction estimators of the modern solvers and the penalty
+methods' finite-difference hypergradient and lambda schedule. A user's implementation of one
+(``Component(role, fn)``, passed to ``run(..., components=...)`` or to ``bilevelbench verify --plugin``)
+replaces the default everywhere that role is used, and nowhere else. Its signature must accept the default's
+arguments (checked by :func:`check`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from .deterministic import itd_reverse
+from .directions import saga_direction, sarah_direction, storm_direction
+from .penalty import lambda_schedule, penalty_hypergradient
 from .solvers import cg, gd, neumann
 from .stochastic_solvers import decaying_batches, hinv_horner, randomized_neumann, stochastic_fixed_point, vq_recursion
 
@@ -67,13 +71,28 @@ COMPONENTS: dict[str, ComponentRole] = _roles(
     ComponentRole("stocbio.vq", vq_recursion, "stocBiO's v_Q (r-recursion applied to v_0)",
                   "ICML 2021 Alg. 3", ("stocbio",)),
     ComponentRole("stocbio.hinv", hinv_horner, "stocBiO's Hessian-inverse estimator H_inv applied to v",
-                  "arXiv eq. (5)", ("stocbio",)),
+                  "arXiv eq. (5); MRBO/VRBO's Neumann hypergradient (Yang, Ji, Liang 2021)",
+                  ("stocbio", "mrbo", "vrbo")),
     ComponentRole("stocbio.batch-schedule", decaying_batches,
                   "Hessian batch sizes s_j = ceil(B Q (1 - eta mu)^(j-1)), j = 1..Q",
                   "ICML 2021 Prop. 3, arXiv Prop. 4", ("stocbio",)),
     ComponentRole("neumann.randomized", randomized_neumann,
                   "b eta prod_{i<=p} (I - eta H_{B_i}) v, p uniform on {0..b-1}",
                   "Ghadimi and Wang 2018 Alg. 3; Hong et al. 2020", ("bsa", "ttsa")),
+    ComponentRole("saga.direction", saga_direction,
+                  "SAGA estimate over per-sample memories: mean_B(phi_i(y) - phi_i(w_i)) + mean_i phi_i(w_i); w_i <- y",
+                  "Defazio, Bach, Lacoste-Julien 2014; SABA (Dagreou et al. 2022, Sec. 3.2)", ("saba",)),
+    ComponentRole("sarah.direction", sarah_direction, "SARAH recursion D + phi_B(y_t) - phi_B(y_{t-1})",
+                  "Nguyen et al. 2017; SRBA (Dagreou et al. 2024), VRBO (Yang, Ji, Liang 2021)", ("srba", "vrbo")),
+    ComponentRole("storm.direction", storm_direction, "STORM recursion phi_B(y_t) + (1 - a)(D - phi_B(y_{t-1}))",
+                  "Cutkosky and Orabona 2019; MRBO (Yang, Ji, Liang 2021), FSLA (Li, Gu, Huang 2022)",
+                  ("mrbo", "fsla")),
+    ComponentRole("penalty.hypergradient", penalty_hypergradient,
+                  "finite difference in nu of grad_x l_nu: sum_j c_j (s_j nu grad_x f(y_j) + grad_x g(y_j))/nu",
+                  "F2SA-p eq. 8 (Chen et al. 2026); F2SA (Kwon et al. 2023), F2BA (Chen, Ma, Zhang 2025)",
+                  ("f2sa", "f2ba", "f2sa-p")),
+    ComponentRole("penalty.lambda-schedule", lambda_schedule, "lambda_k = lambda_0 (k+1)^power",
+                  "F2SA (Kwon et al. 2023): lambda_k ~ k^(1/7)", ("f2sa",)),
     ComponentRole("sid.fixed-point", stochastic_fixed_point,
                   "stochastic fixed-point iteration w <- w + eta_t (T^(w, zeta_t) - w)", "SID eq. (17)",
                   ("sid",)),

@@ -63,16 +63,17 @@ def _batches(oracle, streams, S, n: int, replace: bool):
     return draw_batches(oracle, "g", [S] * n, streams, replace)
 
 
-def sid_estimate(oracle, streams, x, w0, v0, p):
-    """SID Alg. 1 at x: returns (estimate (eq. 8), w_T, v_K)."""
+def sid_estimate(oracle, streams, x, w0, v0, p, fixed_point=stochastic_fixed_point):
+    """SID Alg. 1 at x: returns (estimate (eq. 8), w_T, v_K). ``fixed_point`` runs iteration (17) for both
+    chains (28) and (29): the component role ``sid.fixed-point`` (default: ``stochastic_fixed_point``)."""
     problem = oracle.problem
     alpha, S, replace = p["alpha"], p["S"], p["replace"]
     eta_t = _steps(problem, p)
     zw = _batches(oracle, streams, S, p["t"], replace)
-    w = stochastic_fixed_point(lambda w, t: w - alpha * oracle.grad_y_g(x, w, zw[t]), w0, p["t"], eta_t)
+    w = fixed_point(lambda w, t: w - alpha * oracle.grad_y_g(x, w, zw[t]), w0, p["t"], eta_t)
     b = oracle.grad_y_f(x, w)
     zv = _batches(oracle, streams, S, p["k"], replace)
-    v = stochastic_fixed_point(lambda v, t: v - alpha * oracle.hvp(x, w, v, zv[t]) + b, v0, p["k"], eta_t)
+    v = fixed_point(lambda v, t: v - alpha * oracle.hvp(x, w, v, zv[t]) + b, v0, p["k"], eta_t)
     (z,) = [None] if p["jv"] == "exact" else _batches(oracle, streams, S, 1, replace)
     est = oracle.grad_x_f(x, w) - alpha * oracle.jvp(x, w, v, z)
     return est, w, v
@@ -94,7 +95,7 @@ def _step(ctx, s: SIDState, k: int) -> SIDState:
     p = ctx.params
     w0 = s.y if p["warm_w"] else ctx.y0
     v0 = s.v if p["warm_v"] else torch.zeros_like(ctx.y0)
-    est, w, v = sid_estimate(ctx.oracle, ctx.streams, s.x, w0, v0, p)
+    est, w, v = sid_estimate(ctx.oracle, ctx.streams, s.x, w0, v0, p, ctx.component("sid.fixed-point"))
     return SIDState(x=s.x - p["beta"] * est, y=w, v=v, estimate=est)
 
 
@@ -126,5 +127,5 @@ register(Algorithm(
         "warm_v": Param(False, "start (29) from the previous v (SID: v_0 = 0)", kind=bool),
         "replace": Param(True, "sample mini-batches with replacement", kind=bool),
     },
-    init=_init, step=_step, presets=sp.SID_PRESETS,
+    init=_init, step=_step, presets=sp.SID_PRESETS, roles=("sid",), components=("sid.fixed-point",),
 ))

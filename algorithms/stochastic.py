@@ -11,13 +11,19 @@ stocBiO (ICML 2021 Alg. 2 + 3 / arXiv Alg. 2 + 3 with eq. 5):
   v_0 = grad_y F(x_k, y^N; D_F), v_Q by Alg. 3 (ICML) or H_inv(D_H) v_0 (arXiv eq. 5)  Gc(f) += 2 D_f,
   est = grad_x F(x_k, y^N; D_F) - grad_x grad_y G(x_k, y^N; D_G) v_Q (eq. 6 / eq. 3)  HV += sum|B_j|, JV += D_g
   samples_f += D_f, samples_g += N S + sum_j |B_j| + D_g.
-BSA (Ghadimi and Wang 2018, Alg. 2 + 3): N_k SGD steps with decreasing steps, then the randomized
-  Neumann estimate with b terms: Gc(g) += N_k S, Gc(f) += 2 D_f, JV += D_g, HV += p_r B, samples_g +=
-  N_k S + p_r B + D_g for instance r, whose Neumann length is p_r. The lockstep batch draws all b-1 Hessian
-  batches and applies m = max_r p_r factors (b-1 on a GPU, see ``neumann_factors``); the factors and
-  batches past an instance's p_r are charged with an ``active`` mask, so the oracle counts them as idle
-  for that instance and ``Trace.per_instance`` gives each instance's own counts.
-TTSA (Hong, Wai, Wang, Yang 2020): one SGD step on y, then the same estimate at (x_k, y_{k+1}).
+BSA (Ghadimi and Wang 2018, Alg. 2 + 3): t_k SGD steps with decreasing steps (t_k growing), then the
+  randomized truncated Neumann estimate with b terms (p ~ U{0..b-1}, scale b eta = b/L_g, one fresh Hessian
+  batch per factor, the per-sample curvature L_s standing in for L_g by default):
+  Gc(g) += t_k S, Gc(f) += 2 D_f, JV += D_g, HV += p_r B, samples_g += t_k S + p_r B + D_g for instance r,
+  whose Neumann length is p_r. The lockstep batch draws all b-1 Hessian batches and applies m = max_r p_r
+  factors (b-1 on a GPU, see ``neumann_factors``); the factors and batches past an instance's p_r are charged
+  with an ``active`` mask, so the oracle counts them as idle for that instance and ``Trace.per_instance``
+  gives each instance's own counts.
+TTSA (Hong, Wai, Wang, Yang 2020): one SGD step on y (fast time scale), then the same estimate at
+  (x_k, y_{k+1}) and one x step (slow time scale); with ``jv_batch='reuse'`` (the public benchmark's variant)
+  the cross term uses the y step's batch: JV += S and no D_g samples are drawn.
+The constants of BSA and TTSA that their originals fix but we could not read are parameters with defaults
+of the orders in ``papers/bsa-ttsa-parameters.md`` (grades [SEC]/[INF]/[UNV]/[CODE] in the presets).
 Meta-learning (ICML 2021 Thm 4, arXiv Thm 3): a task batch of |B| tasks per outer step; ITD-BiO or AID-BiO
   on the mini-batch functions L_S(.; B), L_D(.; B): every oracle call costs |B|.
 """
@@ -50,7 +56,8 @@ _DEFAULTS = {"stocbio.batch-schedule": decaying_batches, "stocbio.vq": vq_recurs
              "neumann.randomized": randomized_neumann}
 
 __all__ = ["StochState", "inner_sgd", "stocbio_batch_sizes", "stocbio_estimate", "neumann_terms",
-           "randomized_estimate", "TaskBatchOracle", "require_stochastic", "check_batch_sizes"]
+           "randomized_estimate", "bsa_inner_steps", "TaskBatchOracle", "require_stochastic", "require_tasks",
+           "task_families", "check_batch_sizes"]
 
 
 @dataclass
@@ -66,6 +73,25 @@ def require_stochastic(problem, algorithm: str):
     if not getattr(problem, "stochastic", False):
         raise TypeError(f"{algorithm} needs a stochastic problem (class attribute stochastic = True); "
                         f"{type(problem).__name__} is deterministic")
+
+
+def task_families() -> list[str]:
+    """The registered problem families whose samples are meta-learning tasks (a ``tasks`` count and task
+    sampling): the families the meta-learning algorithms accept."""
+    from ..analytic import FAMILIES
+
+    return sorted(n for n, cls in FAMILIES.items() if cls.stochastic and isinstance(getattr(cls, "tasks", None),
+                                                                                     property | int))
+
+
+def require_tasks(problem, algorithm: str):
+    """Raise TypeError unless the problem has meta-learning tasks (``task_families``: stochastic, with an
+    integer ``tasks``, the samples of both levels): the meta-learning algorithms draw task batches, and their
+    default inner step is one task's 1/L_task (``extra['L_task']``)."""
+    if not (getattr(problem, "stochastic", False) and isinstance(getattr(problem, "tasks", None), int)):
+        raise TypeError(f"{algorithm} needs a problem with meta-learning tasks (accepted families: "
+                        f"{', '.join(task_families())}); {getattr(problem, 'name', type(problem).__name__)!r} "
+                        f"has none")
 
 
 def check_batch_sizes(problem, replace: bool, **sizes):
@@ -130,19 +156,22 @@ def stocbio_estimate(oracle, streams, x, y, params, component=None):
 
 def neumann_terms(params, K: int) -> int:
     """b, the number of terms of the randomized Neumann series: the parameter, or by default
-    ceil(ln(K+1)/(eta mu)) so that the bias ||H^-1 (I - eta H)^b|| <= (1 - eta mu)^b/mu <= 1/(mu (K+1))
-    (our choice; Ghadimi-Wang and Hong et al. take b logarithmic in the horizon)."""
+    ceil(c_b ln(K+1)/(eta mu)) = Theta(kappa log K) [INF, ``papers/bsa-ttsa-parameters.md``], so that at c_b = 1
+    the bias ||H^-1 (I - eta H)^b|| <= (1 - eta mu)^b/mu <= 1/(mu (K+1)) (with eta = 1/L_s, 1/(eta mu) is the
+    per-sample kappa_s)."""
     if params["b"] is not None:
         return params["b"]
-    return max(1, math.ceil(math.log(K + 1) / (params["eta"] * params["mu"]) - 1e-9))
+    return max(1, math.ceil(params["c_b"] * math.log(K + 1) / (params["eta"] * params["mu"]) - 1e-9))
 
 
-def randomized_estimate(oracle, streams, x, y, params, b: int, product=randomized_neumann):
+def randomized_estimate(oracle, streams, x, y, params, b: int, product=randomized_neumann, idx_g=None):
     """grad_x F(D_f) - grad_x grad_y G(D_g) [b eta prod_{i=1}^{p} (I - eta H_{B_i})] grad_y F(D_f), p
-    uniform on {0..b-1} (Ghadimi and Wang 2018 Alg. 3; Hong et al. 2020 eq. for h_f). All b-1 Hessian
-    batches are drawn (the draw's numbers do not depend on p); batch i is charged only to the instances with
-    p >= i (``active``), and m = ``neumann_factors(p, b)`` of them are applied by ``product`` (component
-    role 'neumann.randomized'). Returns (estimate, p (R, 1))."""
+    uniform on {0..b-1} (Ghadimi and Wang 2018 Alg. 3; Hong et al. 2020 eq. for h_f): one fresh Hessian batch
+    per factor, the same F batch in both F terms, scale b eta = b/L_g. All b-1 Hessian batches are drawn (the
+    draw's numbers do not depend on p); batch i is charged only to the instances with p >= i (``active``),
+    and m = ``neumann_factors(p, b)`` of them are applied by ``product`` (component role 'neumann.randomized').
+    ``idx_g``: the batch of the cross term when it is not drawn afresh (TTSA's public variant reuses the y
+    step's). Returns (estimate, p (R, 1))."""
     replace = params["replace"]
     (idx_f,) = draw_batches(oracle, "f", [params["D_f"]], streams, replace)
     gy = oracle.grad_y_f(x, y, idx_f)
@@ -153,7 +182,8 @@ def randomized_estimate(oracle, streams, x, y, params, b: int, product=randomize
     m = neumann_factors(p, b)
     v = product(lambda u, idx, active=None: oracle.hvp(x, y, u, idx, active=active), gy, p, batches,
                 params["eta"], m)
-    (idx_g,) = draw_batches(oracle, "g", [params["D_g"]], streams, replace)
+    if idx_g is None:
+        (idx_g,) = draw_batches(oracle, "g", [params["D_g"]], streams, replace)
     return gx - oracle.jvp(x, y, v, idx_g), p
 
 
@@ -194,7 +224,8 @@ _BATCH = {
     "warm_y": Param(True, "warm start y_k^0 = y_{k-1} (Alg. 2 line 3)", kind=bool),
     "mu": Param(sp.mu_of, "strong-convexity modulus used by the schedules (default: the problem's mu)",
                 **_POS),
-    "eta": Param(det_presets.one_over_L, "Neumann step (default 1/L; must be < 2/L, theory <= 1/L)", **_POS),
+    "eta": Param(sp.one_over_Ls, "Neumann step (default 1/L_s, the per-sample curvature, so that every factor "
+                 "I - eta H(zeta) contracts; must be < 2/L; theory <= 1/L)", **_POS),
 }
 
 register(Algorithm(
@@ -204,7 +235,8 @@ register(Algorithm(
     summary="stocBiO: N inner SGD steps (batch S), Neumann-type v_Q with exponentially decaying Hessian "
     "batches, mini-batch JV; E[v_Q] = eta sum_{q=0}^{Q} (I - eta H)^q v",
     params={
-        "alpha": Param(sp.two_over_L_plus_mu, "inner SGD step (default 2/(L+mu), arXiv App. F)", **_POS),
+        "alpha": Param(sp.two_over_Ls_plus_mu, "inner SGD step (default 2/(L_s+mu), arXiv App. F with the "
+                       "per-sample curvature L_s: every single-sample step contracts)", **_POS),
         "beta": Param(det_presets.icml21_beta, "outer step (default 1/(8 L_Phi); theorems: 1/(4 L_Phi))",
                       **_POS),
         "N": Param(10, "inner SGD steps per outer step (ICML: D, arXiv: T)", **_INT0),
@@ -235,10 +267,20 @@ def _randomized_init(name: str):
     return init
 
 
+def bsa_inner_steps(params, k: int, K: int) -> int:
+    """t_k, BSA's inner SGD steps at outer step k: 'sqrt' ceil(sqrt(k+1)) (growing [UNV]), 'horizon'
+    ceil(c_t sqrt(K)) (Theta(sqrt N) over a horizon of N = K outer steps [INF]), 'constant' N."""
+    if params["schedule"] == "sqrt":
+        return math.ceil(math.sqrt(k + 1) - 1e-12)
+    if params["schedule"] == "horizon":
+        return max(1, math.ceil(params["c_t"] * math.sqrt(K) - 1e-12))
+    return params["N"]
+
+
 def _bsa_step(ctx, s: StochState, k: int) -> StochState:
     p, o = ctx.params, ctx.oracle
     K = _horizon(ctx)
-    N = math.ceil(math.sqrt(k + 1) - 1e-12) if p["schedule"] == "sqrt" else p["N"]
+    N = bsa_inner_steps(p, k, K)
     a, g = p["alpha"], p["gamma"]
     y = s.y if p["warm_y"] else ctx.y0
     y = inner_sgd(o, ctx.streams, s.x, y, N, lambda t: a * g / (g + t), p["S"], p["replace"])
@@ -249,9 +291,10 @@ def _bsa_step(ctx, s: StochState, k: int) -> StochState:
 
 
 _NEUMANN_COMMON = {
-    "B": Param(1, "batch size of each Hessian factor", **_INT1),
+    "B": Param(1, "batch size of each Hessian factor (1: one fresh sample per factor)", **_INT1),
     "b": Param(None, "terms of the randomized Neumann series (p uniform on {0..b-1}); None: "
-                     "ceil(ln(K+1)/(eta mu))", **_INT1, optional=True),
+                     "ceil(c_b ln(K+1)/(eta mu)) = Theta(kappa log K) [INF]", **_INT1, optional=True),
+    "c_b": Param(1.0, "Theta constant of the default b", **_POS),
     "horizon": Param(None, "horizon K of the step sizes (None: the run's number of steps)", **_INT1,
                      optional=True),
     **_BATCH,
@@ -265,12 +308,14 @@ register(Algorithm(
     summary="BSA: growing inner SGD loop (t_k = ceil(sqrt(k+1))) with decreasing steps, single samples, "
     "randomized Neumann Hessian-inverse estimate, outer step beta/sqrt(K)",
     params={
-        "alpha": Param(det_presets.one_over_L, "initial inner step: alpha_t = alpha gamma/(gamma + t)", **_POS),
-        "gamma": Param(lambda pr: 2.0 * pr.constants.kappa, "offset of the inner steps (default 2 kappa)",
+        "alpha": Param(sp.one_over_Ls, "initial inner step: alpha_t = alpha gamma/(gamma + t) (default 1/L_s, "
+                       "per-sample curvature)", **_POS),
+        "gamma": Param(sp.two_kappa_s, "offset of the inner steps (default 2 kappa_s = 2 L_s/mu)",
                        kind=float, minimum=0.0, strict=False),
         "beta": Param(sp.one_over_L_phi, "outer step scale: beta_k = beta/sqrt(K) (default 1/L_Phi)", **_POS),
-        "schedule": Param("sqrt", "inner steps per outer step: 'sqrt' t_k = ceil(sqrt(k+1)) or 'constant' N",
-                          choices=("sqrt", "constant")),
+        "schedule": Param("sqrt", "inner steps per outer step: 'sqrt' t_k = ceil(sqrt(k+1)) [UNV], 'horizon' "
+                          "ceil(c_t sqrt(K)) [INF] or 'constant' N", choices=("sqrt", "horizon", "constant")),
+        "c_t": Param(1.0, "Theta constant of schedule='horizon'", **_POS),
         "N": Param(1, "inner steps when schedule='constant'", **_INT0),
         **_NEUMANN_COMMON,
     },
@@ -281,12 +326,20 @@ register(Algorithm(
 
 # ---------------------------------------------------------------------- TTSA
 def _ttsa_step(ctx, s: StochState, k: int) -> StochState:
+    """One TTSA iteration (Hong et al., Alg. 1): y_{k+1} = y_k - a_k grad_y G(x_k, y_k; zeta_k), the randomized
+    Neumann estimate at (x_k, y_{k+1}), x_{k+1} = x_k - s_k h_k; a_k = alpha n^(-exp_y), s_k = beta n^(-exp_x)
+    with n = K (``step_rule='horizon'``, constant steps set by the horizon) or n = k + 1 ('decaying', the public
+    benchmark's). The cross term uses an independent batch (``jv_batch='fresh'``, the paper) or the y step's
+    ('reuse', the public benchmark's)."""
     p, o = ctx.params, ctx.oracle
     K = _horizon(ctx)
-    y = inner_sgd(o, ctx.streams, s.x, s.y, 1, p["alpha"] * K ** (-p["exp_y"]), p["S"], p["replace"])
+    n = K if p["step_rule"] == "horizon" else k + 1
+    (idx_y,) = draw_batches(o, "g", [p["S"]], ctx.streams, p["replace"])
+    y = s.y - p["alpha"] * n ** (-p["exp_y"]) * o.grad_y_g(s.x, s.y, idx_y)
     b = neumann_terms(p, K)
-    est, _ = randomized_estimate(o, ctx.streams, s.x, y, p, b, ctx.component("neumann.randomized"))
-    x = s.x - p["beta"] * K ** (-p["exp_x"]) * est
+    est, _ = randomized_estimate(o, ctx.streams, s.x, y, p, b, ctx.component("neumann.randomized"),
+                                 idx_g=idx_y if p["jv_batch"] == "reuse" else None)
+    x = s.x - p["beta"] * n ** (-p["exp_x"]) * est
     return StochState(x=x, y=y, estimate=est)
 
 
@@ -298,8 +351,14 @@ register(Algorithm(
     summary="TTSA: single loop, one SGD step on y (fast time scale) and one x step (slow) per iteration, "
     "randomized Neumann Hessian-inverse estimate",
     params={
-        "alpha": Param(det_presets.one_over_L, "y step scale: alpha K^(-exp_y)", **_POS),
+        "alpha": Param(sp.one_over_Ls, "y step scale: alpha K^(-exp_y) (default 1/L_s, per-sample curvature)",
+                       **_POS),
         "beta": Param(sp.one_over_L_phi, "x step scale: beta K^(-exp_x)", **_POS),
+        "step_rule": Param("horizon", "step rule: 'horizon' constant steps alpha K^(-exp_y), beta K^(-exp_x) [UNV] "
+                       "or 'decaying' alpha (k+1)^(-exp_y), beta (k+1)^(-exp_x) (public benchmark [CODE])",
+                       choices=("horizon", "decaying")),
+        "jv_batch": Param("fresh", "batch of the cross term grad_xy G v: 'fresh' (independent, the paper) or "
+                          "'reuse' (the y step's, public benchmark [CODE]; D_g unused)", choices=("fresh", "reuse")),
         "exp_y": Param(0.4, "exponent of the y step (2/5 in the nonconvex case)", kind=float, minimum=0.0,
                        strict=False),
         "exp_x": Param(0.6, "exponent of the x step (3/5 in the nonconvex case)", kind=float, minimum=0.0,
@@ -336,11 +395,24 @@ class TaskBatchOracle:
         return self.oracle.jvp(x, y, v, self.idx)
 
 
-def _meta_init(ctx):
-    problem, p = ctx.oracle.problem, ctx.params
-    require_stochastic(problem, "meta-learning")
-    check_batch_sizes(problem, p["replace"], tasks=("g", p["tasks"]))
-    return AIDState(x=ctx.x0.clone(), y=ctx.y0.clone())
+def _meta_init(name: str):
+    """init of the meta-learning algorithms (``name`` for the error messages)."""
+    def init(ctx):
+        problem, p = ctx.oracle.problem, ctx.params
+        require_tasks(problem, name)
+        check_batch_sizes(problem, p["replace"], tasks=("g", p["tasks"]))
+        return AIDState(x=ctx.x0.clone(), y=ctx.y0.clone())
+    return init
+
+
+def _all_tasks(name: str):
+    """The default task batch |B| = m (every task), after checking the problem has tasks (the defaults are
+    evaluated before ``init``)."""
+    def default(problem):
+        require_tasks(problem, name)
+        return problem.tasks
+    default.__doc__ = "m (all tasks)"
+    return default
 
 
 def _task_batch(ctx):
@@ -368,8 +440,12 @@ def _meta_aid_step(ctx, s: AIDState, k: int) -> AIDState:
     return AIDState(x=s.x - p["beta"] * est, y=y, estimate=est)
 
 
+def _meta_params(name: str) -> dict:
+    return {"tasks": Param(_all_tasks(name), "task batch size |B| per outer step (default: all m tasks)", **_INT1),
+            **_META}
+
+
 _META = {
-    "tasks": Param(lambda pr: pr.n_g, "task batch size |B| per outer step (default: all m tasks)", **_INT1),
     "alpha": Param(sp.meta_alpha, "inner GD step on the task heads (default 1/L_task: a task batch "
                    "weights one task by up to 1, so the mean's 1/L would be too large)", **_POS),
     "beta": Param(det_presets.icml21_beta, "outer step (default 1/(8 L_Phi); theorems: 1/(4 L_Phi))", **_POS),
@@ -383,7 +459,8 @@ register(Algorithm(
     reference="Ji, Yang, Liang ICML 2021 Sec. 5 and Theorem 4 (ITD-BiO with task sampling); arXiv Sec. 5.1 "
     "and Theorem 3 (deterBiO with task sampling, warm_y=False)", stochastic=True, kind="stochastic-itd",
     summary="ITD-BiO on the task-batch functions L_S(.; B), L_D(.; B), |B| tasks drawn per outer step",
-    params=_META, init=_meta_init, step=_meta_itd_step, presets=sp.META_ITD_PRESETS,
+    params=_meta_params("meta-itd-bio"), init=_meta_init("meta-itd-bio"), step=_meta_itd_step,
+    presets=sp.META_ITD_PRESETS,
     roles=("meta-itd-bio",), components=("itd.hypergradient",),
 ))
 
@@ -392,11 +469,11 @@ register(Algorithm(
     reference="Ji, Yang, Liang ICML 2021 Sec. 5 (AID-BiO with task sampling, 'similarly derived' after "
     "Theorem 4)", stochastic=True, kind="stochastic-aid",
     summary="AID-BiO (CG/GD/Neumann linear solve) on the task-batch functions, |B| tasks per outer step",
-    params={**_META,
+    params={**_meta_params("meta-aid-bio"),
             "Q": Param(10, "linear-system solver steps", **_INT0),
             "solver": Param("cg", "linear-system solver (v_0 = 0 each step: the task batch changes)",
                             choices=("cg", "gd", "neumann")),
             "eta": Param(sp.meta_alpha, "GD/Neumann solver step (default 1/L_task)", **_POS)},
-    init=_meta_init, step=_meta_aid_step, presets=sp.META_AID_PRESETS,
+    init=_meta_init("meta-aid-bio"), step=_meta_aid_step, presets=sp.META_AID_PRESETS,
     roles=("meta-aid-bio",), components=("solver.cg", "solver.gd", "solver.neumann"),
 ))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 # Family modules register themselves on import.
-from . import hyperrep, logistic, lower_bound, meta, quadratic, stochastic  # noqa: F401
+from . import finite_sum, hyperrep, logistic, lower_bound, meta, quadratic, stochastic  # noqa: F401
 from .base import FAMILIES, AssumptionReport, BilevelProblem, Constants, FunctionProblem, lemma2_L_phi
 
 __all__ = [

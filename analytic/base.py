@@ -22,7 +22,7 @@ import torch
 from torch.func import grad as _fgrad
 from torch.func import vjp as _fvjp
 
-from ._validate import check_device, check_dtype, check_int, check_tensor
+from ._validate import check_count, check_device, check_dtype, check_int, check_tensor
 
 __all__ = [
     "Constants",
@@ -194,10 +194,11 @@ class BilevelProblem:
     kappa_exact: ClassVar[bool] = True
 
     def __init__(self, *, dim_x, dim_y, batch=None, dtype=torch.float64, device="cpu", seed=0):
-        self.dim_x = check_int("dim_x", dim_x, minimum=1)
-        self.dim_y = check_int("dim_y", dim_y, minimum=1)
-        self.batch = check_int("batch", batch, minimum=1, allow_none=True)
         self.dtype = check_dtype("dtype", dtype)
+        # dimensions bounded by the dtype (``_validate.NumericLimits.count_max``): sums over them keep digits
+        self.dim_x = check_count("dim_x", dim_x, self.dtype)
+        self.dim_y = check_count("dim_y", dim_y, self.dtype)
+        self.batch = check_int("batch", batch, minimum=1, allow_none=True)
         self.device = check_device("device", device)
         self.seed = check_int("seed", seed, minimum=0)
         self.phi_star: float | None = None

@@ -43,7 +43,7 @@ import math
 
 import torch
 
-from ._validate import check_finite, check_int, check_real
+from ._validate import check_count, check_finite, check_int, check_kappa, check_scale
 from .base import BilevelProblem, Constants, lemma2_L_phi, register
 
 __all__ = ["HyperRepresentation", "RidgeRepresentation", "lambda_max_2x2"]
@@ -68,17 +68,20 @@ class RidgeRepresentation(BilevelProblem):
 
     def _setup(self, *, p, d, n, n_val, kappa, noise, radius, dim_x, dim_y, shared_teacher):
         """Validate the family parameters, draw the data, set gamma from kappa and the constants."""
-        self.p = check_int("p", p, minimum=1)
-        self.d = check_int("d", d, minimum=1)
-        self.n = check_int("n", n, minimum=1)
-        self.n_val = check_int("n_val", n_val, minimum=1)
-        self.kappa = check_real("kappa", 10.0 if kappa is None else kappa, minimum=1.0, strict_min=True)
-        self.noise = check_real("noise", noise, minimum=0.0)
+        dt = self.dtype
+        self.p = check_count("p", p, dt)
+        self.d = check_count("d", d, dt)
+        self.n = check_count("n", n, dt)
+        self.n_val = check_count("n_val", n_val, dt)
+        self.kappa = check_kappa("kappa", 10.0 if kappa is None else kappa, dt, strict_min=True)
+        # noise sets the data scale s (targets, heads, the default radius); Lemma 2's rho L^2 M/mu^3 has degree
+        # 8 in s and 3 in kappa (<= eps^(-3/2)): degree 16 leaves the kappa factor and the data's constants room
+        self.noise = check_scale("noise", noise, dt, positive=False, degree=16)
         for name, given, derived, how in (("dim_x", dim_x, self.d * self.p, "d*p (x = vec(Phi))"),
                                           ("dim_y", dim_y, self.tasks * self.p, "m*p (y = stacked heads)")):
             if given is not None and check_int(name, given, minimum=1) != derived:
                 raise ValueError(f"{name}={given} is inconsistent with {how} = {derived}; pass {name}=None")
-        radius = check_real("radius", radius, minimum=0.0, strict_min=True, allow_none=True)
+        radius = check_scale("radius", radius, dt, allow_none=True, degree=16)
         # Everything below runs once in float64 on the CPU (the data are drawn there), so that a seed gives
         # the same gamma, radius and constants on every device and dtype; then the data move.
         dtype, device = self.dtype, self.device

@@ -67,7 +67,7 @@ import math
 
 import torch
 
-from ._validate import check_int, check_real
+from ._validate import check_count, check_kappa, check_real, check_scale
 from .base import BilevelProblem, Constants, lemma2_L_phi, register
 from .quadratic import Quadratic, QuadraticLowerLevel, _symmetric, random_orthogonal
 
@@ -165,15 +165,16 @@ class LogisticUpper(_ValidationLoss, QuadraticLowerLevel, BilevelProblem):
                  batch=None, L=1.0, coupling=1.0, ridge=0.5, w=1.0, n_train=20, n_val=20):
         super().__init__(dim_x=5 if dim_x is None else dim_x, dim_y=5 if dim_y is None else dim_y,
                          batch=batch, dtype=dtype, device=device, seed=seed)
-        self.kappa = check_real("kappa", 10.0 if kappa is None else kappa, minimum=1.0)
-        self.L = check_real("L", L, minimum=0.0, strict_min=True)
+        dt = self.dtype
+        self.kappa = check_kappa("kappa", 10.0 if kappa is None else kappa, dt)
+        self.L = check_scale("L", L, dt)
         self.coupling = check_real("coupling", coupling, minimum=0.0, maximum=1.0)
         self.ridge = check_real("ridge", ridge, minimum=0.0, strict_min=True)
         if self.ridge >= 1.0:
             raise ValueError(f"ridge must be < 1 (lam = ridge * mu < mu keeps X full rank), got {self.ridge}")
-        self.w = check_real("w", w, minimum=0.0, strict_min=True, maximum=1.0)
-        self.n_train = check_int("n_train", n_train, minimum=self.dim_y)
-        self.n_val = check_int("n_val", n_val, minimum=1)
+        self.w = check_scale("w", w, dt, maximum=1.0)
+        self.n_train = check_count("n_train", n_train, dt, minimum=self.dim_y)
+        self.n_val = check_count("n_val", n_val, dt)
         if self.dim_y < 2 and self.kappa != 1.0:
             raise ValueError(f"dim_y must be >= 2 for kappa={self.kappa} > 1 (mu and L both attained)")
         self.mu = self.L / self.kappa
@@ -276,15 +277,16 @@ class LogisticLower(_ValidationLoss, BilevelProblem):
         if self.dim_x > self.dim_y:
             raise ValueError(f"dim_x (number of regularisation parameters) must be <= dim_y={self.dim_y}, "
                              f"got {self.dim_x}")
-        self.kappa = check_real("kappa", 10.0 if kappa is None else kappa, minimum=1.0)
-        self.L = check_real("L", L, minimum=0.0, strict_min=True)
+        dt = self.dtype
+        self.kappa = check_kappa("kappa", 10.0 if kappa is None else kappa, dt)
+        self.L = check_scale("L", L, dt)
         self.reg_share = check_real("reg_share", reg_share, minimum=0.0, strict_min=True)
         if self.reg_share >= 1.0:
             raise ValueError(f"reg_share must be < 1 (K = (1 - reg_share) L > 0), got {self.reg_share}")
-        self.w = check_real("w", w, minimum=0.0, strict_min=True, maximum=1.0)
+        self.w = check_scale("w", w, dt, maximum=1.0)
         nd = self.dim_y - 1
-        self.n_train = check_int("n_train", 8 * nd if n_train is None else n_train, minimum=2 * nd)
-        self.n_val = check_int("n_val", 8 * self.dim_y if n_val is None else n_val, minimum=1)
+        self.n_train = check_count("n_train", 8 * nd if n_train is None else n_train, dt, minimum=2 * nd)
+        self.n_val = check_count("n_val", 8 * self.dim_y if n_val is None else n_val, dt)
         self.lam_max = self.reg_share * self.L
         self.mu = self.L / self.kappa
         if self.mu >= self.lam_max:

@@ -39,7 +39,7 @@ import math
 
 import torch
 
-from ._validate import check_int, check_real
+from ._validate import check_int, check_kappa, check_real, check_scale
 from .base import BilevelProblem, Constants, lemma2_L_phi, register
 from .quadratic import QuadraticLowerLevel, _symmetric, random_orthogonal
 
@@ -74,14 +74,15 @@ class ItdLowerBound(QuadraticLowerLevel, BilevelProblem):
         super().__init__(dim_x=dim_x, dim_y=dim_y, batch=batch, dtype=dtype, device=device, seed=seed)
         self.d = check_int("dim_x", self.dim_x, minimum=2)
         kappa = 10.0 if kappa is None else kappa
-        self.kappa = check_real("kappa", kappa, minimum=2.0)
-        self.L = check_real("L", L, minimum=0.0, strict_min=True)
-        self.M_y = check_real("M", M, minimum=0.0, strict_min=True)
-        self.a = self.L if a is None else check_real("a", a, minimum=0.0, maximum=self.L, strict_min=True)
+        dt = self.dtype
+        self.kappa = check_kappa("kappa", kappa, dt, minimum=2.0)
+        self.L = check_scale("L", L, dt)
+        self.M_y = check_scale("M", M, dt)
+        self.a = self.L if a is None else check_scale("a", a, dt, maximum=self.L)
         self.mu = self.L / self.kappa
         self.c = math.sqrt(self.L * (self.L - self.mu))
         self._build()
-        self.radius = (check_real("radius", radius, minimum=0.0, strict_min=True) if radius is not None
+        self.radius = (check_scale("radius", radius, dt) if radius is not None
                        else self._default_radius())
         self.phi_star = -((self.c * self.M_y / self.mu) ** 2) / (2 * self.a)
         self._constants = self._make_constants()

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import torch
 
-from ._validate import check_int
+from ._validate import check_count, check_dtype, check_int
 from .base import register
 from .hyperrep import RidgeRepresentation
 from .rng import Streams
@@ -68,7 +68,7 @@ class MetaLearning(RidgeRepresentation):
 
     def __init__(self, *, dim_x=None, dim_y=None, kappa=None, seed=0, dtype=torch.float64, device="cpu",
                  batch=None, tasks=8, p=3, d=5, n=6, n_val=None, noise=0.1, radius=None):
-        self.tasks = check_int("tasks", tasks, minimum=1)
+        self.tasks = check_count("tasks", tasks, check_dtype("dtype", dtype))
         p_, d_ = check_int("p", p, minimum=1), check_int("d", d, minimum=1)
         super().__init__(dim_x=d_ * p_, dim_y=self.tasks * p_, batch=batch, dtype=dtype, device=device,
                          seed=seed)

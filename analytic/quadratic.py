@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from ._validate import check_real
+from ._validate import check_kappa, check_real, check_scale
 from .base import BilevelProblem, Constants, lemma2_L_phi, register
 
 __all__ = ["Quadratic", "random_orthogonal"]
@@ -132,12 +132,13 @@ class Quadratic(QuadraticLowerLevel, BilevelProblem):
         super().__init__(dim_x=10 if dim_x is None else dim_x, dim_y=10 if dim_y is None else dim_y,
                          batch=batch, dtype=dtype, device=device, seed=seed)
         kappa = 10.0 if kappa is None else kappa
-        self.kappa = check_real("kappa", kappa, minimum=1.0)
-        self.L = check_real("L", L, minimum=0.0, strict_min=True)
+        dt = self.dtype
+        self.kappa = check_kappa("kappa", kappa, dt)
+        self.L = check_scale("L", L, dt)
         self.coupling = check_real("coupling", coupling, minimum=0.0, maximum=1.0)
-        self.w = check_real("w", w, minimum=0.0, maximum=self.L)
-        self.lam = check_real("lam", lam, minimum=0.0)
-        self.nc = check_real("nonconvex", nonconvex, minimum=0.0)
+        self.w = check_scale("w", w, dt, positive=False, maximum=self.L)
+        self.lam = check_scale("lam", lam, dt, positive=False)
+        self.nc = check_scale("nonconvex", nonconvex, dt, positive=False)
         if self.lam + 2 * self.nc > self.L or abs(self.lam - self.nc / 2) > self.L:
             raise ValueError(f"lam + 2*nonconvex must be <= L={self.L} (f must be L-smooth), got "
                              f"lam={self.lam}, nonconvex={self.nc}")
@@ -145,8 +146,7 @@ class Quadratic(QuadraticLowerLevel, BilevelProblem):
             raise ValueError(f"dim_y must be >= 2 for kappa={self.kappa} > 1 (mu and L both attained)")
         self.mu = self.L / self.kappa
         self._build()
-        self.radius = (check_real("radius", radius, minimum=0.0, strict_min=True) if radius is not None
-                       else self._default_radius())
+        self.radius = (check_scale("radius", radius, dt) if radius is not None else self._default_radius())
         self.phi_star = 0.0
         self._constants = self._make_constants()
 

@@ -80,7 +80,7 @@ import math
 
 import torch
 
-from ._validate import check_int, check_real
+from ._validate import check_count, check_dtype, check_int, check_real
 from .base import Constants, MiniBatch, _Draw, lemma2_L_phi, register
 from .quadratic import _S_PRIME_MAX, Quadratic, _symmetric, random_orthogonal
 from .rng import Streams
@@ -200,8 +200,10 @@ class _FiniteSumLower(Quadratic):
     _F_TABLE: tuple[str, ...] = ()
 
     def __init__(self, *, n_f=64, n_g=64, noise=1.0, **kwargs):
-        self.n_f = check_int("n_f", n_f, minimum=1)
-        self.n_g = check_int("n_g", n_g, minimum=1)
+        # the sample counts bound the sums of the closed forms (means over n): checked against the dtype
+        dt = check_dtype("dtype", kwargs.get("dtype", torch.float64))
+        self.n_f = check_count("n_f", n_f, dt)
+        self.n_g = check_count("n_g", n_g, dt)
         self.noise = check_real("noise", noise, minimum=0.0, maximum=1.0)
         super().__init__(**kwargs)
 

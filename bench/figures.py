@@ -3,11 +3,14 @@
 A spec is a JSON-able dict stored in ``Verdict.details['figure']``:
 ``{"type": "loglog" | "semilogy" | "linear", "title", "xlabel", "ylabel",
    "series": [{"label", "x", "y", "ylow"?, "yhigh"?, "style": "points" | "line" | "band" | "bound",
-               "algorithm"?}],
+               "algorithm"?, "group"?, "censored"?}],
    "fits": [{"label", "slope", "low", "high", "intercept", "predicted"?, "x": [lo, hi]}],
    "xticklabels"?: [names of x = 0, 1, ...] for a categorical x axis}``
-``algorithm`` fixes the colour (one colour per algorithm across all figures). Several figures may be
-given as ``details['figures']`` (a list).
+``algorithm`` fixes the colour (one colour per algorithm across all figures); ``group`` (e.g. "kappa 4")
+gives one colour per swept value within the figure instead; ``censored`` (one bool per point) marks runs
+that did not reach their criterion, whose values are lower bounds (drawn open and counted in the legend).
+Different ``bound`` series of one figure get distinct line styles (``reports.style``). Several figures
+may be given as ``details['figures']`` (a list).
 """
 
 from __future__ import annotations
@@ -24,12 +27,20 @@ def _clean(values):
     return [None if (v is None or (isinstance(v, float) and not math.isfinite(v))) else float(v) for v in values]
 
 
-def series(label, x, y, *, ylow=None, yhigh=None, style="points", algorithm=None) -> dict:
+def series(label, x, y, *, ylow=None, yhigh=None, style="points", algorithm=None, group=None,
+           censored=None) -> dict:
     out = {"label": label, "x": _clean(x), "y": _clean(y), "style": style}
     if ylow is not None:
         out["ylow"], out["yhigh"] = _clean(ylow), _clean(yhigh)
     if algorithm:
         out["algorithm"] = algorithm
+    if group is not None:
+        out["group"] = str(group)
+    if censored is not None:
+        flags = [bool(c) for c in censored]
+        if len(flags) != len(out["x"]):
+            raise ValueError(f"series {label!r}: {len(flags)} censored flags for {len(out['x'])} points")
+        out["censored"] = flags
     return out
 
 

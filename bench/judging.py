@@ -27,7 +27,8 @@ import numpy as np
 
 __all__ = ["Verdict", "VERDICTS", "SEVERITY", "judge_upper", "judge_lower", "judge_scaling", "judge_identity",
            "judge_exact", "judge_converged", "combine", "error_verdict", "judge_rates", "fit_counts",
-           "instance_exponent", "structural_exponent", "convergence_failures", "undercounts"]
+           "instance_exponent", "structural_exponent", "convergence_failures", "undercounts", "report_columns",
+           "REPORT_COLUMNS", "COLUMN_LEGEND"]
 
 VERDICTS = ("holds", "consistent", "violated", "inconclusive", "error")
 #: how bad a verdict is, for combining parts: the most severe part decides
@@ -192,7 +193,7 @@ def judge_scaling(cid: str, predicted: float, fit, what: str, *, upper: bool = T
     else:
         bad = fit.high < predicted - tol
         rel = "below" if bad else "not below"
-    logtol = f" + log tolerance {tol:.2g}" if tol else ""
+    logtol = f" + log tolerance {tol:.2g} (local slope of the log factor the O~ hides)" if tol else ""
     reason = (f"{what}: fitted exponent {fit.slope:.3g} (95% CI [{fit.low:.3g}, {fit.high:.3g}]) {rel} "
               f"predicted {predicted:.3g}{logtol}{inst}")
     if structural is not None and math.isfinite(structural):
@@ -203,6 +204,9 @@ def judge_scaling(cid: str, predicted: float, fit, what: str, *, upper: bool = T
         if under:
             reason += ": the counts grow slower than the algorithm can spend (under-counted or skipped work)"
         bad = bad or under
+    groups = getattr(fit, "n_groups", None)
+    if groups is not None and groups < 4:
+        reason += f"; fitted from only {groups} grid values (low power: a wrong exponent may pass)"
     reason = f"{reason}. {note}".strip()
     return Verdict(verdict="violated" if bad else "consistent", tightness=predicted - fit.slope, reason=reason,
                    details=details, **base)
@@ -345,7 +349,8 @@ def judge_rates(cid: str, df, predicted: dict[str, float], *, over: str = "kappa
     details = {"exponents": {k: {"predicted": v.predicted, "fitted": v.measured, "ci": [v.ci_low, v.ci_high],
                                  "instance": v.details["instance_exponent"],
                                  "structural": v.details["structural_exponent"]} for k, v in verdicts.items()},
-               "over": over, "grid": sorted(set(grid.tolist())), "tol": tol, "figures": figures}
+               "over": over, "grid": sorted(set(grid.tolist())), "tol": tol, "figures": figures,
+               "experiment": str(df["experiment"].iloc[0]) if "experiment" in df else None}
     tight = min(v.tightness for v in verdicts.values())
     reason = " | ".join(parts) + (f" {note}" if note else "")
     if under:
@@ -358,3 +363,41 @@ def judge_rates(cid: str, df, predicted: dict[str, float], *, over: str = "kappa
                    "(the instance-implied exponents explain how much).")
     return Verdict(id=cid, verdict=final, predicted=first.predicted, measured=first.measured, ci_low=first.ci_low,
                    ci_high=first.ci_high, tightness=tight, reason=reason, details=details)
+
+
+# ====================================================================== one meaning per column
+#: the columns of claims.csv, the console and the report whose meaning does not change with the kind
+REPORT_COLUMNS = ("bound", "measured_value", "ratio", "exponent_paper", "exponent_instance", "exponent_fit",
+                  "fit_low", "fit_high")
+COLUMN_LEGEND = {
+    "bound": "identity: the round-off tolerance of the discrepancy; inequality / lower-bound: the bound, "
+             "evaluated with the instance's exact constants; comparison: the threshold the compared quantity "
+             "must pass",
+    "measured_value": "the measured quantity that is compared with the bound (identity: the discrepancy; "
+                      "inequality: the measured side, a Monte Carlo mean where random; comparison: the compared "
+                      "quantity)",
+    "ratio": "measured_value / bound (identity, inequality: <= 1 holds; lower-bound: >= 1 holds)",
+    "exponent_paper": "scaling: the exponent the paper states (an O() upper bound unless said otherwise)",
+    "exponent_instance": "scaling: the exponent the instance's own constants imply (e.g. L_Phi ~ kappa^2 where "
+                         "tau = rho = 0); a bound can be loose on an instance without being wrong",
+    "exponent_fit": "scaling: the fitted exponent; fit_low/fit_high its 95% bootstrap interval",
+    "log tolerance": "where the paper writes O~, the local slope of the hidden log factor over the grid is "
+                     "allowed above exponent_paper",
+}
+
+
+def report_columns(v: Verdict, kind: str) -> dict:
+    """The one-meaning columns of a verdict (``REPORT_COLUMNS``), NaN where they do not apply."""
+    out = dict.fromkeys(REPORT_COLUMNS, math.nan)
+    if kind == "scaling":
+        inst = v.details.get("instance_exponent") if isinstance(v.details, dict) else None
+        exps = v.details.get("exponents") if isinstance(v.details, dict) else None
+        if inst is None and exps:
+            inst = next(iter(exps.values())).get("instance")
+        out.update(exponent_paper=v.predicted, exponent_fit=v.measured, fit_low=v.ci_low, fit_high=v.ci_high,
+                   exponent_instance=math.nan if inst is None else float(inst))
+        return out
+    out.update(bound=v.predicted, measured_value=v.measured)
+    if kind != "comparison" and math.isfinite(v.predicted) and v.predicted != 0 and math.isfinite(v.measured):
+        out["ratio"] = v.measured / v.predicted
+    return out

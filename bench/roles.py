@@ -34,7 +34,7 @@ __all__ = ["ALGORITHM_ROLES", "PluginError", "PluginSpec", "Cast", "PAPER", "loa
 
 #: the algorithm roles: every seed algorithm fills the role of its own name
 ALGORITHM_ROLES = ("aid-bio", "ba", "itd-bio", "deterbio", "stocbio", "bsa", "ttsa", "sid", "meta-itd-bio",
-                   "meta-aid-bio")
+                   "meta-aid-bio", "soba", "saba", "srba", "fsla", "amigo", "f2sa", "f2ba", "f2sa-p", "mrbo", "vrbo")
 
 
 class PluginError(ValueError):

@@ -55,6 +55,8 @@ class Fit:
     high: float
     intercept: float
     n_points: int
+    #: distinct x values (grid points) the fit rests on; None when not known
+    n_groups: int | None = None
 
 
 def _slope(lx, ly):
@@ -72,7 +74,7 @@ def loglog_fit(x, y, groups=None, n_boot: int = 1000, seed: int = 0, level: floa
     ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
     x, y = x[ok], y[ok]
     if np.unique(x).size < 2:
-        return Fit(math.nan, math.nan, math.nan, math.nan, int(x.size))
+        return Fit(math.nan, math.nan, math.nan, math.nan, int(x.size), int(np.unique(x).size))
     lx, ly = np.log(x), np.log(y)
     s, c = _slope(lx, ly)
     rng = np.random.default_rng(seed)
@@ -89,4 +91,4 @@ def loglog_fit(x, y, groups=None, n_boot: int = 1000, seed: int = 0, level: floa
             continue
         boots.append(_slope(lx[pick], ly[pick])[0])
     lo, hi = np.quantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2]) if boots else (math.nan, math.nan)
-    return Fit(s, float(lo), float(hi), c, int(x.size))
+    return Fit(s, float(lo), float(hi), c, int(x.size), int(np.unique(x).size))

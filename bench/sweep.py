@@ -68,6 +68,10 @@ class Env:
     seed: int = 0
     profile: str = "quick"
     plugins: tuple = ()
+    #: torch intra-op threads per sweep point: the sweeps' tensors are small, and on a few cores one thread
+    #: runs them several times faster than two (dispatch and synchronisation dominate); in the digest,
+    #: because a reduction split over threads can change the round-off
+    threads: int = 1
 
     def torch_dtype(self):
         import torch
@@ -80,6 +84,7 @@ class Env:
 
         v = versions()
         return {"dtype": self.dtype, "device": self.device, "seed": self.seed, "profile": self.profile,
+                "threads": self.threads,
                 "versions": {"bilevelbench": v["bilevelbench"], "torch": v["torch"]},
                 "plugins": cast_for(self).identity(reach)}
 
@@ -172,9 +177,16 @@ def _rows_frame(point: Point, rows: list, env: Env, seed: int) -> pd.DataFrame:
 
 def measure_point(measure: Callable, point: Point, env: Env) -> pd.DataFrame:
     """Run one point (also the unit of work a distributed executor ships)."""
+    import torch
+
     seed = point.seed(env.seed)
+    before = torch.get_num_threads()
+    torch.set_num_threads(env.threads)
     t0 = time.perf_counter()
-    rows = measure(point.key, env, seed)
+    try:
+        rows = measure(point.key, env, seed)
+    finally:
+        torch.set_num_threads(before)
     df = _rows_frame(point, rows, env, seed)
     df["point_seconds"] = time.perf_counter() - t0  # what the point cost: for sizing profiles, not for verdicts
     return df

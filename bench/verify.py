@@ -36,7 +36,7 @@ import pandas as pd
 from .claims import Claim, all_claims, get_claim
 from .experiments import EXPERIMENTS
 from .experiments import load as load_experiments
-from .judging import SEVERITY, Verdict, error_verdict
+from .judging import REPORT_COLUMNS, SEVERITY, Verdict, error_verdict, report_columns
 from .roles import Cast, PluginError, cast_for, load_plugin
 from .sweep import Env, SweepStore, canon, run_sweep, versions
 
@@ -123,7 +123,8 @@ def environment(env: Env, elapsed: float | None = None, peak_rss_mb: float | Non
     dev = env.device
     name = torch.cuda.get_device_name(0) if dev.startswith("cuda") else (platform.processor() or platform.machine())
     return {"versions": versions(), "device": dev, "device_name": name, "dtype": env.dtype,
-            "profile": env.profile, "seed": env.seed, "git_revision": rev, "platform": platform.platform(),
+            "profile": env.profile, "seed": env.seed, "threads": env.threads, "git_revision": rev,
+            "platform": platform.platform(),
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "run_seconds": elapsed,
             "peak_rss_mb": peak_rss_mb, "plugins": [s.identity() for s in env.plugins]}
 
@@ -217,8 +218,8 @@ def exit_code(verdicts) -> int:
 
 
 # ====================================================================== outputs
-CLAIM_COLUMNS = ["id", "paper", "kind", "verdict", "predicted", "measured", "ci_low", "ci_high", "tightness",
-                 "reason", "roles", "substituted", "seconds", "traceback", "statement"]
+CLAIM_COLUMNS = ["id", "paper", "kind", "verdict", *REPORT_COLUMNS, "predicted", "measured", "ci_low", "ci_high",
+                 "tightness", "reason", "roles", "substituted", "seconds", "traceback", "statement"]
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -238,7 +239,8 @@ def write_outputs(out: Path, verdicts, results: pd.DataFrame, env: Env, elapsed:
         subs = coverage.get(v.id) or []
         audited = ",".join(subs) if subs else "not applicable"
         cov[v.id] = {"roles": list(c.roles), "substituted": subs if env.plugins else None, "audits": c.audits}
-        rows.append({**v.row(), "paper": c.paper, "kind": c.kind, "statement": c.statement,
+        rows.append({**v.row(), **report_columns(v, c.kind), "paper": c.paper, "kind": c.kind,
+                     "statement": c.statement,
                      "roles": ",".join(c.roles), "substituted": audited if env.plugins else "",
                      "seconds": v.details.get("seconds", math.nan)})
     pd.DataFrame(rows, columns=CLAIM_COLUMNS).to_csv(out / "claims.csv", index=False)
@@ -290,6 +292,7 @@ def _existing_report(out: Path) -> dict | None:
 
 def _same_settings(old_env: dict, env: Env) -> list[str]:
     want = {"profile": env.profile, "dtype": env.dtype, "device": env.device, "seed": env.seed,
+            "threads": env.threads,
             "plugins": [s.identity() for s in env.plugins]}
     return [k for k, v in want.items() if old_env.get(k, v) != v]
 
@@ -322,24 +325,36 @@ def _rank() -> dict[str, int]:
 
 
 # ====================================================================== printing
+def _num(x) -> str:
+    return f"{x:.3g}" if isinstance(x, float) and math.isfinite(x) else "-"
+
+
 def print_table(verdicts, coverage: dict | None = None, file=sys.stdout):
-    """The console table: a header, one row per claim, the summary."""
+    """The console table: a header, one row per claim (columns of one meaning each, as in claims.csv),
+    the summary and what the columns mean."""
     w = max([len(v.id) for v in verdicts] + [5])
-    head = f"{'claim':<{w}}  {'verdict':<12} {'predicted':>10} {'measured':>10}"
+    cols = [("bound", 9), ("measured", 9), ("ratio", 8), ("exp.paper", 9), ("exp.inst", 8), ("exp.fit [95% CI]", 22)]
+    head = f"{'claim':<{w}}  {'verdict':<12}" + "".join(f" {name:>{width}}" for name, width in cols)
     if coverage is not None:
         head += "  roles audited"
     print(head, file=file)
     print("-" * len(head), file=file)
     for v in verdicts:
-        meas = f"{v.measured:.3g}" if v.measured == v.measured else "-"
-        pred = f"{v.predicted:.3g}" if v.predicted == v.predicted else "-"
-        line = f"{v.id:<{w}}  {v.verdict:<12} {pred:>10} {meas:>10}"
+        c = report_columns(v, get_claim(v.id).kind)
+        fit = (f"{_num(c['exponent_fit'])} [{_num(c['fit_low'])}, {_num(c['fit_high'])}]"
+               if math.isfinite(c["exponent_fit"]) else "-")
+        cells = [_num(c["bound"]), _num(c["measured_value"]), _num(c["ratio"]), _num(c["exponent_paper"]),
+                 _num(c["exponent_instance"]), fit]
+        line = f"{v.id:<{w}}  {v.verdict:<12}" + "".join(f" {x:>{width}}" for x, (_, width) in zip(cells, cols,
+                                                                                                strict=True))
         if coverage is not None:
             line += "  " + (",".join(coverage.get(v.id) or []) or "not applicable")
         print(line, file=file)
     counts = pd.Series([v.verdict for v in verdicts]).value_counts().to_dict()
     print("summary: " + ", ".join(f"{k} {n}" for k, n in sorted(counts.items(), key=lambda kv: -SEVERITY[kv[0]])),
           file=file)
+    print("columns: bound = tolerance (identity) or bound (inequality, lower-bound); ratio = measured/bound; "
+          "exp.* = exponents of scaling claims (paper, instance-implied, fitted); reasons in claims.csv", file=file)
 
 
 # ====================================================================== command line
@@ -384,28 +399,55 @@ def _parse_claims(args) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def _writable(out: Path) -> None:
+    """Raise UsageError unless ``out`` (or, if it does not exist yet, the nearest existing folder above it)
+    and its ``points`` folder accept a new file. Creates nothing that stays."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r}: exists and is not a folder")
+    probe_dir = out
+    while not probe_dir.exists() and probe_dir != probe_dir.parent:
+        probe_dir = probe_dir.parent
+    dirs = [probe_dir] + ([out / "points"] if (out / "points").exists() else [])
+    for d in dirs:
+        if not d.is_dir():
+            raise UsageError(f"--out {str(out)!r}: {d} is not a folder")
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=d)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise UsageError(f"--out {str(out)!r} is not writable: {d} ({exc.strerror or exc})") from None
+
+
 def _check_args(args):
+    """Every check of the command line that needs no experiment; nothing is written."""
     import torch
 
     if args.device not in ("cpu", "cuda") and not str(args.device).startswith("cuda:"):
         raise UsageError(f"--device {args.device!r}: expected cpu, cuda or cuda:N")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError(f"--device {args.device}: CUDA is not available on this machine")
+    if args.threads < 1 or args.threads > 1024:
+        raise UsageError(f"--threads {args.threads}: expected an integer in [1, 1024]")
     if args.seed < 0 or args.seed > 2**31 - 1:
         raise UsageError(f"--seed {args.seed}: expected an integer in [0, 2^31 - 1]")
     if args.scheduler and args.executor != "dask":
         raise UsageError(f"--scheduler {args.scheduler!r} is only used with --executor dask")
+    if not args.dask_timeout > 0:
+        raise UsageError(f"--dask-timeout {args.dask_timeout}: expected a positive number of seconds")
+    if args.executor == "dask" and not args.scheduler:
+        raise UsageError("--executor dask needs --scheduler ADDRESS (e.g. tcp://127.0.0.1:8786)")
     if args.force and args.resume:
         raise UsageError("--force and --resume contradict each other: --force replaces the report, --resume "
                          "continues it")
+    if args.baseline and args.write_baseline:
+        raise UsageError("--baseline and --write-baseline: compare with a baseline or write one, not both")
+    if args.baseline:
+        path = Path(args.baseline_path) if args.baseline_path else BASELINE_DIR / f"{args.profile}.json"
+        if not path.is_file():
+            raise UsageError(f"--baseline: no baseline file at {path} (--baseline-path names another)")
     out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-test-", dir=out)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise UsageError(f"--out {args.out!r} is not writable ({exc.strerror or exc})") from None
+    _writable(out)
     return out, _parse_claims(args)
 
 
@@ -441,17 +483,13 @@ def main(args) -> int:
         except PluginError as exc:
             raise UsageError(str(exc)) from None
         env = Env(device=args.device, dtype=args.dtype, seed=args.seed, profile=args.profile,
-                  plugins=tuple(s for s, _ in loaded))
+                  plugins=tuple(s for s, _ in loaded), threads=args.threads)
         _baseline_checks(args, env, ids)
         p = plan(ids, cast, args.all_claims)
-        if cast.specs:
-            fills = "; ".join(f"{s.ref} fills {', '.join(s.roles)}" for s in cast.specs)
-            print(f"plug-ins: {fills}; {len(p.claims)} claims reached, {len(p.skipped)} not applicable"
-                  + (" (skipped; --all-claims runs them)" if p.skipped else ""), file=sys.stderr)
-            if not p.claims:
-                filled = ", ".join(r for s in cast.specs for r in s.roles)
-                raise UsageError(f"no claim of the selection reaches the roles the plug-ins fill ({filled}); "
-                                 "--all-claims runs them anyway")
+        if cast.specs and not p.claims:
+            filled = ", ".join(r for s in cast.specs for r in s.roles)
+            raise UsageError(f"no claim of the selection reaches the roles the plug-ins fill ({filled}); "
+                             "--all-claims runs them anyway")
         check_arms(p, cast)
         previous = _check_out(out, args.force, args.resume, [c.id for c in p.claims], env)
         executor = None
@@ -459,11 +497,17 @@ def main(args) -> int:
             from .distributed import dask_executor
 
             try:
-                executor = dask_executor(args.scheduler)
+                executor = dask_executor(args.scheduler, timeout=args.dask_timeout,
+                                         workers_timeout=args.dask_timeout)
             except ValueError as exc:
                 raise UsageError(str(exc)) from None
     except UsageError as exc:
         raise CliUsage(str(exc)) from exc
+    if cast.specs:
+        fills = "; ".join(f"{s.ref} fills {', '.join(s.roles)}" for s in cast.specs)
+        print(f"plug-ins: {fills}; {len(p.claims)} claims reached, {len(p.skipped)} not applicable"
+              + (" (skipped; --all-claims runs them)" if p.skipped else ""), file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     stats = RunStats()
     try:

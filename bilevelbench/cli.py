@@ -54,10 +54,13 @@ def _problems(as_json: bool) -> str:
 
 def _algorithms(as_json: bool) -> str:
     import bilevelbench.algorithms as al
+    from bilevelbench.algorithms.components import COMPONENTS
 
     rows = [al.get(n).describe() for n in al.names()]
+    comps = [{"role": c.name, "summary": c.summary, "reference": c.reference, "signature": c.signature,
+              "used_by": list(c.used_by)} for c in COMPONENTS.values()]
     if as_json:
-        return json.dumps(rows, indent=2, default=str)
+        return json.dumps({"algorithms": rows, "components": comps}, indent=2, default=str)
     out = []
     for r in rows:
         kind = "stochastic" if r["stochastic"] else "deterministic"
@@ -65,8 +68,15 @@ def _algorithms(as_json: bool) -> str:
         out.append(f"    source: {r['reference']}")
         if r["presets"]:
             out.append(f"    presets: {', '.join(r['presets'])}")
+        if r.get("components"):
+            out.append(f"    components: {', '.join(r['components'])}")
         for k, v in r["params"].items():
             out.append(f"    {k:<10} default {_fmt(v['default']):<10} {v['meaning']}")
+    out.append("")
+    out.append("component roles (a plug-in Component(role, fn) replaces one; fn takes the default's arguments):")
+    for c in comps:
+        out.append(f"{c['role']}: {c['summary']} ({c['reference']}); used by {', '.join(c['used_by'])}")
+        out.append(f"    signature: {c['signature']}")
     return "\n".join(out)
 
 
@@ -98,9 +108,16 @@ def _cmd_report(args) -> int:
     return render.main(args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``bilevelbench: error: ...``, exit 2), no usage block."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bilevelbench", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="bilevelbench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p_list = sub.add_parser("list", help="list problems, algorithms or claims")
     p_list.add_argument("what", choices=["problems", "algorithms", "claims"])
@@ -118,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue the report in --out: reuse its sweep points whose settings digest matches")
     p_ver.add_argument("--force", action="store_true", help="replace the report already in --out")
     p_ver.add_argument("--seed", type=int, default=0, help="base seed of every sweep")
+    p_ver.add_argument("--threads", type=int, default=1,
+                       help="torch intra-op threads per sweep point (default 1: the sweeps' tensors are small)")
     p_ver.add_argument("--plugin", action="append", default=[],
                        help="module:attr of a plug-in (an Algorithm with roles, or a Component) to audit "
                             "(repeatable)")
@@ -131,10 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
     p_ver.add_argument("--no-report", action="store_true", help="skip rendering the report")
     p_ver.add_argument("--executor", default="local", choices=["local", "dask"])
     p_ver.add_argument("--scheduler", default=None, help="Dask scheduler address (with --executor dask)")
+    p_ver.add_argument("--dask-timeout", type=float, default=30.0,
+                       help="seconds to wait for the Dask scheduler, and then for a first worker (default 30)")
     p_ver.set_defaults(func=_cmd_verify)
 
-    p_rep = sub.add_parser("report", help="re-render the report from a results folder")
-    p_rep.add_argument("dir", help="folder written by verify")
+    p_rep = sub.add_parser("report", help="re-render the report of a results folder, or compare two")
+    p_rep.add_argument("dir", nargs="?", default=None, help="folder written by verify")
+    p_rep.add_argument("--compare", nargs=2, metavar=("RUN_A", "RUN_B"), default=None,
+                       help="two folders written by verify: one report with both verdicts and values per claim, "
+                            "differences first")
+    p_rep.add_argument("--out", default="bilevelbench-compare", help="with --compare: the output folder")
+    p_rep.add_argument("--force", action="store_true", help="with --compare: replace an existing comparison")
     p_rep.set_defaults(func=_cmd_report)
     return parser
 
@@ -143,12 +169,15 @@ def main(argv=None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse prints its own one-line error and exits 2
+    except SystemExit as exc:  # --help / --version
         return int(exc.code or 0)
+    except UsageError as exc:
+        print(f"bilevelbench: error: {exc}".replace("\n", " "), file=sys.stderr)
+        return 2
     try:
         return args.func(args)
     except UsageError as exc:
-        print(f"bilevelbench: error: {exc}", file=sys.stderr)
+        print(f"bilevelbench: error: {exc}".replace("\n", " "), file=sys.stderr)
         return 2
 
 

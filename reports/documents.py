@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .palette import VERDICT_COLOURS
 
-__all__ = ["VERDICT_ORDER", "GLOSSARY", "summary", "summary_json", "markdown", "html_report", "fmt", "measured_text"]
+__all__ = ["VERDICT_ORDER", "GLOSSARY", "summary", "summary_json", "markdown", "html_report", "fmt", "measured_text",
+           "columns", "column_cells", "COLUMN_HEADS"]
 
 VERDICT_ORDER = ("holds", "consistent", "violated", "inconclusive", "error")
 MARK = {"holds": "✓", "consistent": "≈", "violated": "✗", "inconclusive": "?", "error": "!"}
@@ -44,6 +45,34 @@ def measured_text(row: dict) -> str:
     if math.isnan(lo) and math.isnan(hi) or (lo == hi == m):
         return fmt(m)
     return f"{fmt(m)} [{fmt(lo)}, {fmt(hi)}]"
+
+
+def columns(row: dict) -> dict:
+    """The one-meaning columns of a claim row (``bench.judging.report_columns``): from claims.csv when it
+    has them, else derived from the row's kind and numbers."""
+    from bilevelbench.bench.judging import REPORT_COLUMNS, Verdict, report_columns
+
+    if all(k in row and isinstance(row[k], float) for k in REPORT_COLUMNS):
+        return {k: row[k] for k in REPORT_COLUMNS}
+    v = Verdict(id=row["id"], verdict="holds", predicted=row["predicted"], measured=row["measured"],
+                ci_low=row["ci_low"], ci_high=row["ci_high"], details=row.get("details") or {})
+    return report_columns(v, row.get("kind", ""))
+
+
+def column_cells(row: dict) -> list[str]:
+    """bound, measured [interval], ratio, exponents paper / instance / fit [CI] as display strings."""
+    c = columns(row)
+    meas = fmt(c["measured_value"])
+    if math.isfinite(c["measured_value"]) and not (row["ci_low"] == row["ci_high"] == row["measured"]) \
+            and math.isfinite(row["ci_low"]) and row.get("kind") != "scaling":
+        meas = f"{meas} [{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]"
+    fit = (f"{fmt(c['exponent_fit'])} [{fmt(c['fit_low'])}, {fmt(c['fit_high'])}]"
+           if math.isfinite(c["exponent_fit"]) else "-")
+    return [fmt(c["bound"]), meas, fmt(c["ratio"]), fmt(c["exponent_paper"]), fmt(c["exponent_instance"]), fit]
+
+
+COLUMN_HEADS = ["bound", "measured [interval]", "ratio", "exponent (paper)", "exponent (instance)",
+                "exponent (fit) [95% CI]"]
 
 
 def counts(rows) -> dict[str, int]:
@@ -91,7 +120,8 @@ def summary(model) -> dict:
         "run_seconds": env.get("run_seconds"), "device": env.get("device"), "device_name": env.get("device_name"),
         "dtype": env.get("dtype"), "profile": env.get("profile"), "versions": env.get("versions"),
         "git_revision": env.get("git_revision"),
-        "figures": sorted(f for r in rows for f in r["figures"])
+        "figures": sorted(f for f, _ in (model.get("headline") or {}).get("figures", []))
+        + sorted(f for r in rows for f in r["figures"])
         + sorted(f for f in model["reference"]["figures"] if f.endswith(".png")),
     }
 
@@ -119,30 +149,43 @@ def _short(text: str, n: int = SHORT) -> str:
     return text if len(text) <= n else text[: n - 1].rstrip() + "…"
 
 
+def _legend_lines() -> list[str]:
+    from bilevelbench.bench.judging import COLUMN_LEGEND
+
+    return [f"- **{k}**: {v}" for k, v in COLUMN_LEGEND.items()]
+
+
 def markdown(model) -> str:
-    env, ref = model["env"], model["reference"]
+    env, ref, head = model["env"], model["reference"], model.get("headline") or {}
     out = ["# bilevelbench report: the papers' theorems against measurement", "",
            f"**{_lead(model)}**", "", _run_line(env), ""]
     out += ["Verdicts: " + "; ".join(f"{MARK[v]} **{v}**: {GLOSSARY[v]}" for v in VERDICT_ORDER) + ". "
-            + TIGHTNESS + ". Full reasons and numbers: `claims.csv`, `verdicts.json`.", ""]
+            + "Full reasons and numbers: `claims.csv`, `verdicts.json`.", ""]
+    out += ["## Contents", ""] + [f"- [{p}: {title}](#{p})" for p, title, _ in _papers(model)] + [""]
+    figs = head.get("figures") or []
+    if figs:
+        out += ["## Headline figures", ""] + [f"![{cap}]({f})\n\n*{cap}*\n" for f, cap in figs]
     todo = _attention(model)
     if todo:
         out += ["## Needs attention", ""]
         out += [f"- {MARK[r['verdict']]} `{r['id']}` ({r['verdict']}): {_md_cell(_short(r['reason']))}" for r in todo]
         out.append("")
+    out += ["## Columns", ""] + _legend_lines() + [""]
     for p, title, rows in _papers(model):
-        out += [f"## {p}: {title}", "", f"{_counts_text(counts(rows))}.", "",
-                "| ID | kind | statement | predicted | measured [interval] | verdict | tightness | reason | figures |",
-                "|---|---|---|---|---|---|---|---|---|"]
+        out += [f"## {p}", "", f"{title}. {_counts_text(counts(rows))}.", "",
+                "| ID | kind | verdict | " + " | ".join(COLUMN_HEADS) + " |",
+                "|---|---|---|" + "---|" * len(COLUMN_HEADS)]
         for r in rows:
-            figs = ", ".join(f"[{i + 1}]({f})" for i, f in enumerate(r["figures"])) or _md_cell(r["figure_note"])
             out.append("| " + " | ".join(_md_cell(c) for c in (
-                f"`{r['id']}`", r["kind"], _short(r["statement"], 160), fmt(r["predicted"]), measured_text(r),
-                f"{MARK[r['verdict']]} {r['verdict']}", fmt(r["tightness"]), _short(r["reason"]))) + f" | {figs} |")
+                f"[`{r['id']}`](#{r['id']})", r["kind"], f"{MARK[r['verdict']]} {r['verdict']}",
+                *column_cells(r))) + " |")
         out.append("")
         for r in rows:
-            for i, f in enumerate(r["figures"]):
-                out += [f"![{r['id']} figure {i + 1}]({f})", ""]
+            out += [f"### {r['id']}", "", f"**{MARK[r['verdict']]} {r['verdict']}** ({r['kind']}). "
+                    f"{_md_cell(r['statement'])}", "", f"{_md_cell(r['reason'])}", ""]
+            out += [f"![{r['id']} figure {i + 1}]({f})" for i, f in enumerate(r["figures"])]
+            out += [_md_cell(r["figure_note"])] if not r["figures"] and r["figure_note"] else []
+            out.append("")
     out += ["## Reference convergence curves", "", ref["caption"], ""]
     out += [f"![reference curves]({f})" for f in ref["figures"] if f.endswith(".png")]
     out += ["", *[f"- failed: {_md_cell(x)}" for x in ref["failures"]], "", "## Environment", "",
@@ -175,6 +218,10 @@ td.v{color:#fff;font-weight:600;white-space:nowrap}code{font-size:12px}
 details summary{cursor:pointer;color:#0969da}.figs{display:flex;flex-wrap:wrap;gap:12px;margin-top:10px}
 figure{margin:0;width:calc(50% - 6px)}figure img{width:100%;border:1px solid #d0d7de}
 figure.wide{width:100%}figcaption{font-size:12px;color:#57606a}ul.gloss{font-size:12.5px;color:#57606a}
+nav#toc{font-size:12.5px;columns:2;border:1px solid #d0d7de;padding:4px 12px;margin:12px 0}
+nav#toc h2{column-span:all;border:0;margin:4px 0}nav#toc ul.claims{columns:1;margin:0 0 4px}
+section.claim{border-top:1px solid #eaeef2;margin-top:14px;padding-top:4px}section.claim h3{font-size:15px;margin:4px 0}
+table.matrix{width:auto}table.matrix td{min-width:22px;height:12px;padding:1px 4px}
 """
 
 
@@ -203,16 +250,45 @@ def _anchor(cid: str, i: int) -> str:
     return f"fig-{cid}-{i + 1}"
 
 
+def _matrix_html(model) -> list[str]:
+    """The verdict matrix as a table: one row per claim (linked), one column per verdict."""
+    b = ['<table class="matrix"><tr><th>claim</th>' + "".join(f"<th>{v}</th>" for v in VERDICT_ORDER) + "</tr>"]
+    for r in model["claims"]:
+        cells = "".join(f'<td style="background:{VERDICT_COLOURS[v]}"></td>' if r["verdict"] == v else "<td></td>"
+                        for v in VERDICT_ORDER)
+        b.append(f'<tr><td><a href="#{_esc(r["id"])}"><code>{_esc(r["id"])}</code></a></td>{cells}</tr>')
+    return b + ["</table>"]
+
+
+def _nav(model) -> list[str]:
+    b = ['<nav id="toc"><h2>Contents</h2><ul>', '<li><a href="#headline">Headline figures</a></li>']
+    for p, title, rows in _papers(model):
+        b.append(f'<li><a href="#paper-{_esc(p)}">{_esc(p)}: {_esc(title)}</a><ul class="claims">')
+        b += [f'<li><a href="#{_esc(r["id"])}">{_esc(r["id"])}</a> '
+              f'<span style="color:{VERDICT_COLOURS[r["verdict"]]}">{r["verdict"]}</span></li>' for r in rows]
+        b.append("</ul></li>")
+    b += ['<li><a href="#reference">Reference convergence curves</a></li>',
+          '<li><a href="#environment">Environment</a></li></ul></nav>']
+    return b
+
+
 def html_report(model, out_dir: Path) -> str:
-    env, ref = model["env"], model["reference"]
+    from bilevelbench.bench.judging import COLUMN_LEGEND
+
+    env, ref, head = model["env"], model["reference"], model.get("headline") or {}
     c = counts(model["claims"])
     b = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
          "<title>bilevelbench report</title>", f"<style>{CSS}</style></head><body>",
          "<h1>bilevelbench report: the papers' theorems against measurement</h1>",
-         f'<p class="lead">{_esc(_lead(model))}</p>', "<p>" + "".join(_badge(v, n) for v, n in c.items()) + "</p>",
+         f'<p class="lead">{_esc(_lead(model))}</p>', "<p>" + "".join(_badge(v, n) for v, n in c.items() if n) + "</p>",
          f'<p class="meta">{_esc(_run_line(env))}</p>', '<ul class="gloss">']
     b += [f'<li><b style="color:{VERDICT_COLOURS[v]}">{v}</b>: {_esc(GLOSSARY[v])}</li>' for v in VERDICT_ORDER]
-    b += [f"<li>{_esc(TIGHTNESS)}</li></ul>"]
+    b += ["</ul>"] + _nav(model)
+    b += ['<h2 id="headline">Headline figures</h2><div class="figs">']
+    b += [f'<figure>{_img(out_dir, f, cap)}<figcaption>{_esc(cap)}</figcaption></figure>'
+          for f, cap in head.get("figures") or []]
+    b += ["</div>", "<details open><summary>verdict matrix (links to every claim)</summary>"]
+    b += _matrix_html(model) + ["</details>"]
     todo = _attention(model)
     if todo:
         b += ["<h2>Needs attention</h2><ul>"]
@@ -220,34 +296,41 @@ def html_report(model, out_dir: Path) -> str:
               f'<b style="color:{VERDICT_COLOURS[r["verdict"]]}">{r["verdict"]}</b>: {_esc(_short(r["reason"]))}</li>'
               for r in todo]
         b += ["</ul>"]
+    b += ['<details><summary>what the columns mean</summary><ul class="gloss">']
+    b += [f"<li><b>{_esc(k)}</b>: {_esc(v)}</li>" for k, v in COLUMN_LEGEND.items()] + ["</ul></details>"]
     for p, title, rows in _papers(model):
         b += [f'<h2 id="paper-{_esc(p)}">{_esc(p)}: {_esc(title)}</h2>',
               "<p>" + "".join(_badge(v, n) for v, n in counts(rows).items() if n) + "</p>",
-              "<table><tr><th>ID</th><th>statement</th><th>predicted</th><th>measured [interval]</th>"
-              "<th>verdict</th><th>tightness</th><th>reason</th><th>figures</th></tr>"]
+              "<table><tr><th>ID</th><th>verdict</th>" + "".join(f"<th>{_esc(h)}</th>" for h in COLUMN_HEADS)
+              + "</tr>"]
         for r in rows:
-            figs = " ".join(f'<a href="#{_esc(_anchor(r["id"], i))}">{i + 1}</a>' for i in range(len(r["figures"])))
-            b.append(f'<tr id="{_esc(r["id"])}"><td><code>{_esc(r["id"])}</code><br><small>{_esc(r["kind"])}</small>'
-                     f'</td><td>{_esc(r["statement"])}</td><td class="num">{fmt(r["predicted"])}</td>'
-                     f'<td class="num">{_esc(measured_text(r))}</td>'
+            cells = "".join(f'<td class="num">{_esc(x)}</td>' for x in column_cells(r))
+            b.append(f'<tr><td><a href="#{_esc(r["id"])}"><code>{_esc(r["id"])}</code></a><br>'
+                     f'<small>{_esc(r["kind"])}</small></td>'
                      f'<td class="v" style="background:{VERDICT_COLOURS[r["verdict"]]}">{r["verdict"]}</td>'
-                     f'<td class="num">{fmt(r["tightness"])}</td>'
-                     f'<td>{_reason_html(r["reason"], r.get("traceback", ""))}</td>'
-                     f"<td>{figs or _esc(r['figure_note'])}</td></tr>")
+                     f"{cells}</tr>")
         b.append("</table>")
-        figs = [(r["id"], i, f) for r in rows for i, f in enumerate(r["figures"])]
-        if figs:
-            b.append('<div class="figs">')
-            b += [f'<figure id="{_esc(_anchor(cid, i))}">{_img(out_dir, f, f"{cid} figure {i + 1}")}'
-                  f'<figcaption><code>{_esc(cid)}</code> figure {i + 1} · <a href="#{_esc(cid)}">back to the row</a>'
-                  f"</figcaption></figure>" for cid, i, f in figs]
-            b.append("</div>")
-    b += ["<h2>Reference convergence curves</h2>", f"<p>{_esc(ref['caption'])}</p>"]
+        for r in rows:
+            b += [f'<section class="claim" id="{_esc(r["id"])}"><h3><code>{_esc(r["id"])}</code> '
+                  f'<span class="badge" style="background:{VERDICT_COLOURS[r["verdict"]]}">{r["verdict"]}</span> '
+                  f"<small>{_esc(r['kind'])}</small></h3>", f"<p>{_esc(r['statement'])}</p>",
+                  f'<p class="reason">{_reason_html(r["reason"], r.get("traceback", ""))}</p>']
+            if r["figures"]:
+                b.append('<div class="figs">')
+                cid = r["id"]
+                b += [f'<figure id="{_esc(_anchor(cid, i))}">{_img(out_dir, f, f"{cid} figure {i + 1}")}'
+                      f"<figcaption><code>{_esc(cid)}</code> figure {i + 1}</figcaption></figure>"
+                      for i, f in enumerate(r["figures"])]
+                b.append("</div>")
+            elif r["figure_note"]:
+                b.append(f'<p class="meta">{_esc(r["figure_note"])}</p>')
+            b.append("</section>")
+    b += ['<h2 id="reference">Reference convergence curves</h2>', f"<p>{_esc(ref['caption'])}</p>"]
     b += [f'<div class="figs"><figure class="wide">{_img(out_dir, f, "reference curves")}</figure></div>'
           for f in ref["figures"] if f.endswith(".png")]
     if ref["failures"]:
         b += ["<ul>"] + [f"<li>failed: {_esc(x)}</li>" for x in ref["failures"]] + ["</ul>"]
-    b += ["<h2>Environment</h2><table>"]
+    b += ['<h2 id="environment">Environment</h2><table>']
     b += [f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in _env_rows(env)]
     b += ["</table>", "</body></html>"]
     return "\n".join(b) + "\n"

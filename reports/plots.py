@@ -10,7 +10,6 @@ Fitted lines (``spec['fits']``) are read in the coordinates of the figure type: 
 
 from __future__ import annotations
 
-import functools
 import math
 import textwrap
 from pathlib import Path
@@ -21,16 +20,12 @@ import pandas as pd
 from matplotlib import ticker
 from matplotlib.figure import Figure
 
-from .palette import colour
+from .style import BOUND_STYLES, CENSORED, MARKERS, NEUTRAL, RC, colour, group_colours, styled
 
 __all__ = ["RC", "draw_spec", "reference_figure", "save", "REFERENCE_SWEEP"]
 
 REFERENCE_SWEEP = "reference/curves"
-#: style and reproducibility settings applied while drawing and saving
-RC = {"svg.hashsalt": "bilevelbench", "font.size": 8, "axes.titlesize": 8.5, "legend.fontsize": 7,
-      "axes.grid": True, "grid.alpha": 0.3, "grid.linewidth": 0.5, "path.simplify": False}
 TYPES = ("loglog", "semilogy", "linear")
-NEUTRAL = "#222222"
 
 
 def _arr(values) -> np.ndarray:
@@ -61,10 +56,20 @@ def _grid(kind: str, lo: float, hi: float) -> np.ndarray:
     return np.geomspace(lo, hi, 50) if kind == "loglog" and lo > 0 else np.linspace(lo, hi, 50)
 
 
-def _draw_series(ax, kind: str, s: dict, col: str, marker: str = "o"):
+def _draw_series(ax, kind: str, s: dict, col: str, marker: str = "o", linestyle="--"):
     x, y = _arr(s.get("x")), _arr(s.get("y"))
     style = s.get("style", "points")
     label = s.get("label", "")
+    cens = np.array(s.get("censored") or [False] * len(x), dtype=bool)
+    if style in ("points", "line") and cens.any():
+        # censored runs: their values are lower bounds; drawn open, apart from the measured ones
+        okc = _visible(kind, x, y) & cens
+        ax.plot(x[okc], y[okc], linestyle="none", marker=CENSORED["marker"], markerfacecolor=CENSORED["facecolor"],
+                markeredgecolor=col, markersize=6, label=f"{label}: {int(cens.sum())} censored (lower bounds)")
+        x, y = np.where(cens, np.nan, x), np.where(cens, np.nan, y)
+        if s.get("ylow") is not None:
+            s = {**s, "ylow": [None if c else v for v, c in zip(s["ylow"], cens, strict=True)],
+                 "yhigh": [None if c else v for v, c in zip(s["yhigh"], cens, strict=True)]}
     if style == "band":
         lo, hi = _arr(s.get("ylow")), _arr(s.get("yhigh"))
         ok = _visible(kind, x, lo) & _visible(kind, x, hi)
@@ -85,7 +90,7 @@ def _draw_series(ax, kind: str, s: dict, col: str, marker: str = "o"):
         ax.errorbar(x[ok], y[ok], yerr=err, fmt=marker, color=col, markersize=4, capsize=2.5, elinewidth=0.9,
                     label=label)
     elif style == "bound":
-        ax.plot(x[ok], y[ok], color=col, linestyle="--", linewidth=1.6, label=label)
+        ax.plot(x[ok], y[ok], color=col, linestyle=linestyle, linewidth=1.6, label=label)
     else:  # "line" (and any unknown style: drawn as a line rather than dropped)
         ax.plot(x[ok], y[ok], color=col, linewidth=1.3, label=label)
 
@@ -124,17 +129,6 @@ def _draw_fits(ax, kind: str, fits: list[dict], col: str):
             drawn_predicted.add(p)
 
 
-def _styled(fn):
-    """Draw under RC: font sizes are read when the artists are created, not when saved."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kw):
-        with matplotlib.rc_context(RC):
-            return fn(*args, **kw)
-
-    return wrapper
-
-
 def _grid_ticks(ax, series: list[dict]):
     """On a log x axis over a short sweep grid (kappa = 2, 4, 8...), tick the grid values themselves in
     plain numbers: '2, 4, 8' reads better than '2 x 10^0'."""
@@ -147,11 +141,12 @@ def _grid_ticks(ax, series: list[dict]):
         ax.xaxis.set_minor_locator(ticker.NullLocator())
 
 
-@_styled
+@styled
 def draw_spec(spec: dict, cid: str) -> Figure:
-    """One ``bench.figures`` spec as a Figure, titled with the claim ID. Colour: a series' ``algorithm``
-    (palette), else its label (fallback colours), bounds without an algorithm in near-black; fits take
-    the colour of the spec's only algorithm when it has one, else near-black."""
+    """One ``bench.figures`` spec as a Figure, titled with the claim ID. Colour: a series' ``group`` (one
+    colour per swept value), else its ``algorithm`` (palette), else its label (fallback colours); bounds
+    without an algorithm in near-black, each bound of the figure in its own line style; fits take the
+    colour of the spec's only algorithm when it has one, else near-black."""
     kind = spec.get("type", "linear")
     if kind not in TYPES:
         raise ValueError(f"figure type must be one of {TYPES}, got {kind!r}")
@@ -161,17 +156,22 @@ def draw_spec(spec: dict, cid: str) -> Figure:
     # fixed margins, not a layout engine: constrained layout doubles the time of every save
     fig.subplots_adjust(left=0.14, right=0.97, bottom=0.13, top=0.87)
     ax = fig.add_subplot()
-    markers = ("o", "s", "^", "D", "v", "P")
+    groups = group_colours(s["group"] for s in series if s.get("group") is not None)
+    bounds = 0
     for i, s in enumerate(series):
-        if s.get("algorithm"):
+        if s.get("group") is not None:
+            col = groups[s["group"]]
+        elif s.get("algorithm"):
             col = colour(s["algorithm"])
         elif s.get("style") == "bound":
             col = NEUTRAL
         else:
             col = colour(f"series:{s.get('label', i)}")
         # comparison figures: one marker shape per algorithm too, so they read apart in grey print
-        marker = markers[algos.index(s["algorithm"]) % len(markers)] if s.get("algorithm") in algos else "o"
-        _draw_series(ax, kind, s, col, marker)
+        marker = MARKERS[algos.index(s["algorithm"]) % len(MARKERS)] if s.get("algorithm") in algos else "o"
+        linestyle = BOUND_STYLES[bounds % len(BOUND_STYLES)]
+        bounds += s.get("style") == "bound"
+        _draw_series(ax, kind, s, col, marker, linestyle)
     _draw_fits(ax, kind, list(spec.get("fits") or []), colour(algos[0]) if len(algos) == 1 else NEUTRAL)
     if kind in ("loglog", "semilogy"):
         ax.set_yscale("log")
@@ -196,7 +196,7 @@ def draw_spec(spec: dict, cid: str) -> Figure:
     return fig
 
 
-@_styled
+@styled
 def reference_figure(results: pd.DataFrame) -> tuple[Figure | None, list[str]]:
     """||grad Phi(x_k)||^2 against MV and against Gc(g) for every algorithm of the reference sweep
     (median over the instances, band min-max). Returns the figure (None without data) and the

@@ -17,14 +17,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import documents, plots
+from . import documents, headline, plots
 
 __all__ = ["NoResults", "load", "render", "main", "GALLERY", "DPI"]
 
 GALLERY = Path(__file__).resolve().parent / "gallery"
 #: PNG resolution: the working report, and the committed gallery (small files, still legible)
 DPI = {"default": 110, "gallery": 80}
-NUMERIC = ("predicted", "measured", "ci_low", "ci_high", "tightness")
+NUMERIC = ("predicted", "measured", "ci_low", "ci_high", "tightness", "bound", "measured_value", "ratio",
+           "exponent_paper", "exponent_instance", "exponent_fit", "fit_low", "fit_high")
 
 
 class NoResults(ValueError):
@@ -125,6 +126,51 @@ def _draw_claims(model, figdir: Path, svg: bool, dpi: int) -> list[Path]:
     return files
 
 
+HEADLINE_CAPTIONS = {
+    "headline-exponents": "(a) every scaling claim and counted quantity: fitted kappa exponent with its 95% interval "
+                          "(colour: the claim's verdict), the paper's exponent (diamond) and the exponent the "
+                          "instance's own constants imply (bar)",
+    "headline-verdicts": "(c) the verdict of every claim (the table below links to each)",
+}
+
+
+def _draw_headline(model, figdir: Path, svg: bool, dpi: int) -> list[Path]:
+    """The three headline figures (``headline``): exponent chart, rate-vs-kappa per setting and count kind,
+    verdict matrix. A figure that fails to draw is noted, never fatal."""
+    figs, files, notes = [], [], []
+    makers = [("headline-exponents", headline.exponent_chart)]
+    try:
+        rate = headline.rate_figures(model)
+    except Exception as exc:  # the rate figures are a summary: the claims' own figures still stand
+        rate, notes = [], [f"rate figures not drawn ({type(exc).__name__}: {exc})"]
+    for name, maker in makers:
+        try:
+            fig = maker(model)
+        except Exception as exc:
+            notes.append(f"{name} not drawn ({type(exc).__name__}: {exc})")
+            continue
+        if fig is not None:
+            figs.append((name, fig, HEADLINE_CAPTIONS[name]))
+    for name, fig in rate:
+        setting, kind = name.split("-")[2], name.split("-", 3)[3]
+        figs.append((name, fig, f"(b) {setting} algorithms: {headline.KIND_LABELS.get(kind, kind)} to eps against "
+                               "kappa, with each fitted line (solid) and the paper's slope from the same anchor "
+                               "(dotted); open triangles are censored runs (lower bounds)"))
+    try:
+        m = headline.verdict_matrix(model)
+        if m is not None:
+            figs.append(("headline-verdicts", m, HEADLINE_CAPTIONS["headline-verdicts"]))
+    except Exception as exc:
+        notes.append(f"verdict matrix not drawn ({type(exc).__name__}: {exc})")
+    entries = []
+    for name, fig, cap in figs:
+        written = plots.save(fig, figdir / name, svg=svg, dpi=dpi)
+        files += written
+        entries.append((f"figures/{written[0].name}", cap))
+    model["headline"] = {"figures": entries, "notes": notes}
+    return files
+
+
 def _draw_reference(model, figdir: Path, svg: bool, dpi: int) -> list[Path]:
     fig, failures = plots.reference_figure(model["results"])
     ref = {"figures": [], "failures": failures}
@@ -135,10 +181,11 @@ def _draw_reference(model, figdir: Path, svg: bool, dpi: int) -> list[Path]:
     else:
         files = plots.save(fig, figdir / "reference-curves", svg=svg, dpi=dpi)
         ref["figures"] = [f"figures/{f.name}" for f in files]
-        ref["caption"] = ("Every registered algorithm run with its default parameters on one small instance "
-                          "(deterministic: nonconvex quadratic, solid; stochastic: stochastic quadratic, dashed), "
-                          "from Phi(x0) - inf Phi = 1: ||grad Phi(x_k)||^2 against the oracle calls spent. "
-                          "A diagnostic picture, not a claim: default parameters are not the theorems' presets.")
+        ref["caption"] = ("Every algorithm role run under the theory preset of the theorem it is verified against, on "
+                          "one small instance (deterministic: nonconvex quadratic, solid; stochastic: stochastic "
+                          "quadratic, dashed; meta-learning family for the meta roles), from Phi(x0) - inf Phi = 1 "
+                          "where known: ||grad Phi(x_k)||^2 against the oracle calls spent. A diagnostic picture, "
+                          "not a claim; a diverging curve would be a finding about its preset.")
     model["reference"] = ref
     return files
 
@@ -158,7 +205,8 @@ def render(out_dir, *, dest=None, svg: bool | None = None, dpi: int | None = Non
     for old in sorted(figdir.glob("*")):  # figures of an earlier render may no longer be produced
         if old.suffix in (".png", ".svg"):
             old.unlink()
-    files = _draw_claims(model, figdir, svg, dpi) + _draw_reference(model, figdir, svg, dpi)
+    files = (_draw_headline(model, figdir, svg, dpi) + _draw_claims(model, figdir, svg, dpi)
+             + _draw_reference(model, figdir, svg, dpi))
     docs = {"report.md": documents.markdown(model), "report.html": documents.html_report(model, out),
             "summary.json": documents.summary_json(model)}
     for name, text in docs.items():
@@ -168,6 +216,50 @@ def render(out_dir, *, dest=None, svg: bool | None = None, dpi: int | None = Non
 
 
 REPORT_FILES = ("report.md", "report.html", "summary.json", "figures")
+COMPARE_FILES = ("compare.csv", "compare.md", "compare.html")
+
+
+def _compare_main(args) -> int:
+    """``report --compare A B --out DIR``: written in a staging folder, moved into DIR; an existing
+    comparison in DIR is replaced only with --force."""
+    import shutil
+    import tempfile
+
+    from bilevelbench.bench.verify import swap_in
+
+    from .compare import NotARun, write_comparison
+
+    if args.dir is not None:
+        print("bilevelbench: error: report takes a folder or --compare RUN_A RUN_B, not both", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    for run in args.compare:
+        if not (Path(run) / "verdicts.json").is_file():
+            print(f"bilevelbench: error: --compare {run}: holds no results (no verdicts.json)", file=sys.stderr)
+            return 2
+    if out.exists() and not out.is_dir():
+        print(f"bilevelbench: error: --out {out}: exists and is not a folder", file=sys.stderr)
+        return 2
+    if out.is_dir() and any((out / f).exists() for f in COMPARE_FILES) and not args.force:
+        print(f"bilevelbench: error: --out {out}: holds a comparison; use --force to replace it", file=sys.stderr)
+        return 2
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    except OSError as exc:
+        print(f"bilevelbench: error: --out {out} is not writable ({exc.strerror or exc})", file=sys.stderr)
+        return 2
+    try:
+        df = write_comparison(args.compare[0], args.compare[1], staging)
+        swap_in(staging, out, COMPARE_FILES)
+    except NotARun as exc:
+        print(f"bilevelbench: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    changed = int(df["changed"].str.contains("verdict").sum()) if len(df) else 0
+    print(f"comparison: {out / 'compare.html'} ({len(df)} claims, {changed} change verdict)")
+    return 0
 
 
 def main(args) -> int:
@@ -178,6 +270,11 @@ def main(args) -> int:
 
     from bilevelbench.bench.verify import swap_in
 
+    if args.compare:
+        return _compare_main(args)
+    if args.dir is None:
+        print("bilevelbench: error: report needs a folder (report DIR) or --compare RUN_A RUN_B", file=sys.stderr)
+        return 2
     src = Path(args.dir)
     if not src.is_dir():
         print(f"bilevelbench: error: {src} is not a folder", file=sys.stderr)

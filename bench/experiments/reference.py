@@ -34,8 +34,19 @@ THEORY = {
     "bsa": ("stochastic-quadratic", "gw18", {}, 30),
     "ttsa": ("stochastic-quadratic", "hong20", {}, 30),
     "sid": ("stochastic-quadratic", "sid21.stoch-dec", {"factor": 2}, 10),
-    "meta-itd-bio": ("meta-learning", "icml21.thm4", {}, 10),
-    "meta-aid-bio": ("meta-learning", "icml21.thm4", {}, 10),
+    "meta-itd-bio": ("meta-learning", "icml21.thm4", {}, 4),
+    "meta-aid-bio": ("meta-learning", "icml21.thm4", {}, 4),
+    # the solvers users compare against today (claims-modern.md), on the finite-sum quadratic
+    "soba": ("finite-sum-quadratic", "soba22.thm1", {}, 30),
+    "saba": ("finite-sum-quadratic", "saba22.thm3", {}, 30),
+    "srba": ("finite-sum-quadratic", "srba24", {}, 30),
+    "fsla": ("finite-sum-quadratic", "practical", {}, 30),
+    "amigo": ("finite-sum-quadratic", "amigo22", {}, 30),
+    "f2sa": ("finite-sum-quadratic", "kwon23", {}, 30),
+    "f2ba": ("finite-sum-quadratic", "chen25", {}, 30),
+    "f2sa-p": ("finite-sum-quadratic", "chen26", {}, 30),
+    "mrbo": ("finite-sum-quadratic", "yang21", {}, 30),
+    "vrbo": ("finite-sum-quadratic", "yang21", {}, 30),
 }
 
 

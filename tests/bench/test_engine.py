@@ -14,23 +14,26 @@ from bilevelbench.bench.stats import loglog_fit, mean_bound
 from bilevelbench.bench.sweep import Env, Point, SweepStore, point_seed, run_sweep
 from bilevelbench.cli import main as cli
 
-# the contract: ../shared/claims.md next to the checkout, else its snapshot tests/data/claims.md (a clean clone
-# in CI has no ../shared; tests/bench/test_engine.py::test_catalogue_snapshot_is_current keeps the two equal)
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "claims.md"
-CATALOGUE = SHARED if SHARED.exists() else Path(__file__).resolve().parents[1] / "data" / "claims.md"
+# the contract: ../shared/claims.md and claims-modern.md next to the checkout, else their snapshots in
+# tests/data (a clean clone in CI has no ../shared; test_catalogue_snapshots_are_current keeps them equal)
+FILES = ("claims.md", "claims-modern.md")
+SHARED = Path(__file__).resolve().parents[3] / "shared"
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def _catalogue_text() -> str:
+    return "".join(((SHARED / f) if (SHARED / f).exists() else (DATA / f)).read_text() for f in FILES)
 
 
 def catalogue_ids():
-    if not CATALOGUE.exists():
-        pytest.skip(f"claims catalogue not found at {CATALOGUE}")
-    return re.findall(r"^\| ([a-z0-9]+\.[a-z0-9.-]+) \|", CATALOGUE.read_text(), flags=re.M)
+    return re.findall(r"^\| ([a-z0-9]+\.[a-z0-9.-]+) \|", _catalogue_text(), flags=re.M)
 
 
-def test_catalogue_snapshot_is_current():
-    if not SHARED.exists():
-        pytest.skip(f"no shared catalogue at {SHARED} to compare the snapshot with")
-    snapshot = Path(__file__).resolve().parents[1] / "data" / "claims.md"
-    assert snapshot.read_text() == SHARED.read_text(), "tests/data/claims.md is stale: copy ../shared/claims.md"
+@pytest.mark.parametrize("name", FILES)
+def test_catalogue_snapshots_are_current(name):
+    if not (SHARED / name).exists():
+        pytest.skip(f"no shared catalogue at {SHARED / name} to compare the snapshot with")
+    assert (DATA / name).read_text() == (SHARED / name).read_text(), f"tests/data/{name} is stale: copy it"
 
 
 def test_registry_has_exactly_the_catalogue_ids_in_order():
@@ -39,8 +42,7 @@ def test_registry_has_exactly_the_catalogue_ids_in_order():
 
 
 def test_registry_kinds_match_the_catalogue():
-    text = CATALOGUE.read_text() if CATALOGUE.exists() else pytest.skip("no catalogue")
-    kinds = dict(re.findall(r"^\| ([a-z0-9]+\.[a-z0-9.-]+) \| ([a-z-]+) \|", text, flags=re.M))
+    kinds = dict(re.findall(r"^\| ([a-z0-9]+\.[a-z0-9.-]+) \| ([a-z-]+) \|", _catalogue_text(), flags=re.M))
     for c in all_claims():
         assert c.kind in KINDS
         assert kinds[c.id] == c.kind, c.id

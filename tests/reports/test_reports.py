@@ -120,8 +120,9 @@ def test_html_parses_and_is_self_contained(rendered):
     tags = [t for t, _ in p.tags]
     assert "script" not in tags and "iframe" not in tags
     imgs = [a for t, a in p.tags if t == "img"]
-    # 3 drawable spec figures + the reference curves, all embedded
-    assert len(imgs) == 4
+    # 3 drawable spec figures + the reference curves + the verdict matrix (the synthetic verdicts carry no
+    # exponents, so no exponent chart and no rate figure), all embedded
+    assert len(imgs) == 5
     assert all(a["src"].startswith("data:image/png;base64,") for a in imgs)
     for t, a in p.tags:
         for key in ("src", "href"):
@@ -138,7 +139,8 @@ def test_figures_written_non_empty_png_and_svg(rendered):
     first = all_claims()[0].id
     second = all_claims()[1].id
     assert names == sorted([f"{first}-1.png", f"{first}-1.svg", f"{first}-2.png", f"{first}-2.svg",
-                            f"{second}.png", f"{second}.svg", "reference-curves.png", "reference-curves.svg"])
+                            f"{second}.png", f"{second}.svg", "reference-curves.png", "reference-curves.svg",
+                            "headline-verdicts.png", "headline-verdicts.svg"])
     for f in figs:
         data = f.read_bytes()
         assert len(data) > 1000
@@ -148,8 +150,10 @@ def test_figures_written_non_empty_png_and_svg(rendered):
 def test_rows_say_which_claims_have_no_figure(rendered):
     md = (rendered.out / "report.md").read_text()
     third = all_claims()[2].id
-    row = next(line for line in md.splitlines() if line.startswith(f"| `{third}`"))
-    assert "could not be drawn" in row and "pie" in row
+    lines = md.splitlines()
+    at = lines.index(f"### {third}")
+    section = "\n".join(lines[at:at + 8])
+    assert "could not be drawn" in section and "pie" in section
     assert md.count("no figure for this claim") == len(all_claims()) - 3
     assert "failed: my-plugin: ValueError" in md
 

@@ -1,0 +1,213 @@
+"""The report's headline figures: what a reader wants to know first, in three pictures.
+
+(a) :func:`exponent_chart`: for every scaling claim and every counted quantity, the fitted exponent with its
+    95% interval (coloured by the claim's verdict), the paper's exponent and the instance-implied one,
+    grouped by paper.
+(b) :func:`rate_figures`: oracle counts to eps against kappa on log-log axes, every algorithm of a setting
+    (deterministic; stochastic) on one figure per count kind, each with its fitted line and the paper's
+    slope drawn from the same anchor (the fit's geometric centre). Runs that did not reach eps are drawn as
+    censored points (lower bounds).
+(c) :func:`verdict_matrix`: claims x verdicts (the HTML report adds links to each claim).
+
+Pure functions of the report model (``render.load``): the verdicts' details and ``results.parquet``;
+every plotted point traces to rows of the results (``rate_points`` returns them).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from matplotlib import ticker
+from matplotlib.figure import Figure
+
+from .style import CENSORED, MARKERS, NEUTRAL, VERDICT_COLOURS, colour, styled
+
+__all__ = ["exponent_rows", "exponent_chart", "rate_points", "rate_figures", "verdict_matrix", "KIND_LABELS"]
+
+KIND_LABELS = {"gc_f": "Gc(f): gradients of f", "gc_g": "Gc(g): gradients of g", "jv": "JV: Jacobian-vector products",
+               "hv": "HV: Hessian-vector products", "mv": "MV = JV + HV", "gc": "Gc = Gc(f) + Gc(g)"}
+RATE_COLUMNS = {"K", "kappa", "status", "algorithm", "preset", "experiment"}
+
+
+def _finite(x) -> float:
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return math.nan
+    return x if math.isfinite(x) else math.nan
+
+
+def exponent_rows(model) -> pd.DataFrame:
+    """One row per (scaling claim, counted quantity) with a fitted exponent: paper, claim, verdict, kind,
+    exponent_paper, exponent_fit, fit_low, fit_high, exponent_instance, experiment."""
+    rows = []
+    for r in model["claims"]:
+        exps = (r.get("details") or {}).get("exponents") or {}
+        for kind, e in exps.items():
+            ci = e.get("ci") or [math.nan, math.nan]
+            rows.append({"paper": r["paper"], "claim": r["id"], "verdict": r["verdict"], "kind": kind,
+                         "exponent_paper": _finite(e.get("predicted")), "exponent_fit": _finite(e.get("fitted")),
+                         "fit_low": _finite(ci[0]), "fit_high": _finite(ci[1]),
+                         "exponent_instance": _finite(e.get("instance")),
+                         "experiment": (r.get("details") or {}).get("experiment")})
+    return pd.DataFrame(rows)
+
+
+@styled
+def exponent_chart(model) -> Figure | None:
+    """(a): one horizontal row per (claim, quantity), grouped by paper."""
+    df = exponent_rows(model)
+    if df.empty:
+        return None
+    n = len(df)
+    fig = Figure(figsize=(7.5, 1.2 + 0.22 * n))
+    fig.subplots_adjust(left=0.34, right=0.78, top=1 - 0.5 / (1.2 + 0.22 * n), bottom=0.6 / (1.2 + 0.22 * n))
+    ax = fig.add_subplot()
+    ys = np.arange(n)[::-1]
+    labels = []
+    seen = set()
+    for y, (_, r) in zip(ys, df.iterrows(), strict=True):
+        col = VERDICT_COLOURS.get(r["verdict"], NEUTRAL)
+        lab = f"fit, claim {r['verdict']}" if r["verdict"] not in seen else None
+        seen.add(r["verdict"])
+        if math.isfinite(r["exponent_fit"]):
+            lo = r["exponent_fit"] - r["fit_low"] if math.isfinite(r["fit_low"]) else 0.0
+            hi = r["fit_high"] - r["exponent_fit"] if math.isfinite(r["fit_high"]) else 0.0
+            ax.errorbar([r["exponent_fit"]], [y], xerr=[[max(lo, 0)], [max(hi, 0)]], fmt="o", color=col,
+                        markersize=4, capsize=2, label=lab)
+        labels.append(f"{r['claim']}: {r['kind']}")
+    ax.scatter(df["exponent_paper"], ys, marker="D", facecolor="none", edgecolor=NEUTRAL, s=28, label="paper")
+    inst = df["exponent_instance"].to_numpy(dtype=float)
+    ok = np.isfinite(inst)
+    ax.scatter(inst[ok], ys[ok], marker="|", color=NEUTRAL, s=60, label="instance-implied")
+    ax.set_yticks(ys, labels, fontsize=6.5)
+    # paper separators
+    papers = df["paper"].tolist()
+    for i in range(1, n):
+        if papers[i] != papers[i - 1]:
+            ax.axhline(ys[i] + 0.5, color="#999999", linewidth=0.6)
+    ax.set_xlabel("exponent of kappa in the count to eps (count ~ kappa^exponent)")
+    ax.set_title("Scaling claims: fitted kappa exponents (95% CI) against the papers' and the instances'")
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return fig
+
+
+def rate_points(model) -> pd.DataFrame:
+    """The rows of results.parquet behind figure (b): runs of the rate sweeps judged by a scaling claim over
+    kappa, with the setting (deterministic / stochastic) and the paper's exponent per count kind."""
+    res = model["results"]
+    ex = exponent_rows(model)
+    if res.empty or ex.empty or not RATE_COLUMNS <= set(res.columns):
+        return pd.DataFrame()
+    used = ex.dropna(subset=["experiment"])
+    rows = res[res["experiment"].isin(set(used["experiment"]))].copy()
+    if rows.empty:
+        return rows
+    rows["setting"] = np.where(rows["family"].astype(str).str.startswith("stochastic"), "stochastic",
+                               "deterministic")
+    rows["K"] = pd.to_numeric(rows["K"], errors="coerce")
+    rows["kappa"] = pd.to_numeric(rows["kappa"], errors="coerce")
+    return rows
+
+
+def _line_label(df: pd.DataFrame) -> str:
+    return f"{df['algorithm'].iloc[0]} ({df['preset'].iloc[0]})"
+
+
+@styled
+def rate_figures(model) -> list[tuple[str, Figure]]:
+    """(b): (name, figure) per (setting, count kind) with data."""
+    from bilevelbench.bench.stats import loglog_fit
+
+    pts = rate_points(model)
+    if pts.empty:
+        return []
+    ex = exponent_rows(model).dropna(subset=["experiment"])
+    out = []
+    for setting in ("deterministic", "stochastic"):
+        sub = pts[pts["setting"] == setting]
+        kinds = [k for k in KIND_LABELS if k in ex["kind"].unique() and k in sub.columns]
+        for kind in kinds:
+            paper = ex[ex["kind"] == kind].groupby("experiment")["exponent_paper"].first()
+            exps = [e for e in sub["experiment"].unique() if e in paper.index]
+            if not exps:
+                continue
+            fig = Figure(figsize=(5.4, 3.7))
+            fig.subplots_adjust(left=0.13, right=0.64, bottom=0.14, top=0.88)
+            ax = fig.add_subplot()
+            for i, e in enumerate(sorted(exps)):
+                d = sub[sub["experiment"] == e]
+                col = colour(str(d["algorithm"].iloc[0]))
+                marker = MARKERS[i % len(MARKERS)]
+                ok = d[(d["K"] > 0) & (pd.to_numeric(d[kind], errors="coerce") > 0)]
+                cens = d[d["K"] <= 0]
+                m = ok.groupby("kappa")[kind].mean()
+                ax.plot(m.index, m.values, marker=marker, linestyle="none", color=col, markersize=4.5,
+                        label=_line_label(d))
+                if len(cens):
+                    c = (cens[f"per_step_{kind}"] * cens["steps_run"]).groupby(cens["kappa"]).max() \
+                        if f"per_step_{kind}" in cens else pd.Series(dtype=float)
+                    c = c[c > 0]
+                    if len(c):
+                        ax.plot(c.index, c.values, marker=CENSORED["marker"], linestyle="none",
+                                markerfacecolor=CENSORED["facecolor"], markeredgecolor=col, markersize=6,
+                                label=f"{len(cens)} censored runs (lower bounds)")
+                if len(m) >= 2:
+                    fit = loglog_fit(ok["kappa"].to_numpy(float), ok[kind].to_numpy(float), n_boot=0)
+                    xs = np.geomspace(m.index.min(), m.index.max(), 20)
+                    ax.plot(xs, np.exp(fit.intercept) * xs**fit.slope, color=col, linewidth=1.0,
+                            label=f"{d['algorithm'].iloc[0]} fit: slope {fit.slope:.2f}")
+                    # the paper's slope through the same anchor: the fit's value at the grid's geometric centre
+                    xc = math.sqrt(m.index.min() * m.index.max())
+                    yc = math.exp(fit.intercept) * xc**fit.slope
+                    p = float(paper[e])
+                    ax.plot(xs, yc * (xs / xc) ** p, color=col, linestyle=":", linewidth=1.3,
+                            label=f"{d['algorithm'].iloc[0]} paper: slope {p:g}")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            grid = np.unique(sub["kappa"].to_numpy(float))
+            ax.xaxis.set_major_locator(ticker.FixedLocator(grid))
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_locator(ticker.NullLocator())
+            ax.set_xlabel("kappa = L/mu")
+            ax.set_ylabel(f"{kind} to eps (count)")
+            ax.set_title(f"{setting}: {KIND_LABELS[kind]} to eps against kappa")
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=6)
+            out.append((f"headline-rates-{setting}-{kind}", fig))
+    return out
+
+
+@styled
+def verdict_matrix(model) -> Figure | None:
+    """(c): one row per claim (grouped by paper), one column per verdict, the claim's verdict filled."""
+    from .documents import VERDICT_ORDER
+
+    rows = model["claims"]
+    if not rows:
+        return None
+    n = len(rows)
+    fig = Figure(figsize=(4.6, 0.9 + 0.16 * n))
+    fig.subplots_adjust(left=0.42, right=0.98, top=1 - 0.55 / (0.9 + 0.16 * n), bottom=0.25 / (0.9 + 0.16 * n))
+    ax = fig.add_subplot()
+    ys = np.arange(n)[::-1]
+    for y, r in zip(ys, rows, strict=True):
+        j = VERDICT_ORDER.index(r["verdict"]) if r["verdict"] in VERDICT_ORDER else None
+        for i in range(len(VERDICT_ORDER)):
+            ax.add_patch(_cell(i, y, VERDICT_COLOURS[VERDICT_ORDER[i]] if i == j else "#f3f4f6"))
+    ax.set_xlim(-0.5, len(VERDICT_ORDER) - 0.5)
+    ax.set_ylim(-0.5, n - 0.5)
+    ax.set_xticks(range(len(VERDICT_ORDER)), VERDICT_ORDER, rotation=30, ha="left")
+    ax.xaxis.tick_top()
+    ax.set_yticks(ys, [r["id"] for r in rows], fontsize=6)
+    ax.grid(False)
+    ax.set_title("verdict of every claim", pad=28)
+    return fig
+
+
+def _cell(i, y, col):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((i - 0.45, y - 0.4), 0.9, 0.8, facecolor=col, edgecolor="none")
