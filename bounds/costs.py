@@ -72,14 +72,21 @@ def _stocbio(params, k):
 
 
 def _neumann_terms(params, horizon: int) -> int:
+    """b of BSA/TTSA: the parameter, or ceil(c_b ln(K+1)/(eta mu)) (``algorithms.stochastic.neumann_terms``)."""
     if params.get("b") is not None:
         return int(params["b"])
-    return max(1, math.ceil(math.log(horizon + 1) / (params["eta"] * params["mu"]) - 1e-9))
+    return max(1, math.ceil(params.get("c_b", 1.0) * math.log(horizon + 1) / (params["eta"] * params["mu"]) - 1e-9))
 
 
 def _bsa(params, k, horizon):
-    inner = (np.ceil(np.sqrt(k + 1.0) - 1e-12) if params["schedule"] == "sqrt"
-             else np.full(k.shape, float(params["N"])))
+    """t_k as ``algorithms.stochastic.bsa_inner_steps``: 'sqrt' ceil(sqrt(k+1)), 'horizon' ceil(c_t sqrt(K)),
+    'constant' N."""
+    if params["schedule"] == "sqrt":
+        inner = np.ceil(np.sqrt(k + 1.0) - 1e-12)
+    elif params["schedule"] == "horizon":
+        inner = np.full(k.shape, float(max(1, math.ceil(params["c_t"] * math.sqrt(horizon) - 1e-12))))
+    else:
+        inner = np.full(k.shape, float(params["N"]))
     return randomized(params, k, _neumann_terms(params, horizon), inner)
 
 

@@ -319,13 +319,23 @@ def judge_counts(cid: str, df, kinds, what: str) -> Verdict:
 
 
 def _judge_thm3_rates(frames, env) -> Verdict:
+    """Counts to eps fitted against the per-sample condition number kappa_s = L_s/mu: Assumption 2 holds for every
+    sample (ICML 2021 Sec. 3), and the theory preset sets N = kappa_s ln kappa_s and Q = kappa_s log(kappa_s^2/eps)
+    from it. On stochastic-quadratic L_s has not saturated over the small kappa grid (kappa_s grows like kappa^1.45
+    from kappa 1.5 to 3), so a fit against the mean kappa would charge that growth of the preset's loop lengths to
+    the table (reported, not judged)."""
     cid = "icml21.thm3.rates"
     df = frames[st.RATE]
     pred = kappa_exponents(*STOC_TABLE)
-    rates = judge_rates(cid, df, pred, log_hidden=True, role="stocbio",
-                        note="(small kappa range only, where stocBiO's kappa^5/eps batch sizes fit the profile; the "
-                             "eps^-2 part is not swept; over this range the fit cannot separate a power from the "
-                             "instance's L_Phi growth, kappa^2 here: tau = rho = 0)")
+    by_mean = judge_rates(cid, df, pred, log_hidden=True, role="stocbio")
+    rates = judge_rates(cid, df.assign(kappa=df["kappa_s"]), pred, log_hidden=True, role="stocbio",
+                        pre_asymptotic=True,
+                        note="(kappa_s = L_s/mu over the grid: " + ", ".join(
+                            f"{k:.3g}" for k in sorted(df["kappa_s"].unique())) + "; small kappa range only, where "
+                        "stocBiO's kappa^5/eps batch sizes fit the profile; the eps^-2 part is not swept; the batch "
+                        "sizes follow the mean kappa (preset default), tau = rho = 0 here. Against the mean kappa "
+                        "(not judged): " + ", ".join(f"{k} {e['fitted']:.3g} [{e['ci'][0]:.3g}, {e['ci'][1]:.3g}]"
+                                                    for k, e in by_mean.details["exponents"].items()) + ")")
     parts = {"rates": rates, "counts": judge_counts(cid, df, list(pred), "stocBiO")}
     return combine(cid, parts, headline="rates", details={k: v for k, v in rates.details.items()})
 
@@ -336,7 +346,9 @@ register_claim(Claim(
               "HV = ~O(kappa^6 eps^-2); small kappa only",
     setup="stochastic-quadratic (noise 0.3 in G and F, d = 5), stocBiO (role stocbio) with preset icml21.thm3 (all "
           "Theta constants 1, eps = 0.5), kappa in {1.5, 2, 3} (quick; 4 added on full), Phi(x0) - inf Phi = 1; "
-          "per-run counts at the first K meeting the averaged criterion, fitted in kappa. Every run must reach eps "
+          "per-run counts at the first K meeting the averaged criterion, fitted in the per-sample condition number "
+          "kappa_s = L_s/mu (Assumption 2 per sample; the preset's N and Q are set from it), with the preset's own "
+          "pre-asymptotic growth as tolerance (judging.judge_rates). Every run must reach eps "
           "within a step cap at least 3x what the paper's stocBiO needs, and every count must be at least what the "
           "run's own parameters spend over its iterations (bounds.costs)",
     experiments=(st.RATE,), judge=_judge_thm3_rates, bounds=tuple(row_names(*STOC_TABLE))))
@@ -517,7 +529,7 @@ def _table2_arm(cid, df, role) -> tuple[dict, dict[str, Verdict]]:
 
 #: steps the paper's arms need to reach eps on the quick profile's instances (72 runs each; the budgets,
 #: ``experiments.stochastic.TABLE2_BUDGET``, are at least 3x these)
-TABLE2_NEED = {"stocbio": 78, "bsa": 770, "ttsa": 1502}
+TABLE2_NEED = {"stocbio": 78, "bsa": 897, "ttsa": 1762}
 
 
 def _judge_table2(frames, env) -> Verdict:
