@@ -204,7 +204,8 @@ register_claim(Claim(
               "M^2/mu^2 + 2 M^2/(mu^2 D_f) (eq. 8)",
     setup="stochastic-quadratic (kappa 2, d = 5, n = 64, noise 0.3 in G and F), a fixed (x, y) in the region; eta = "
           "1/L with L the exact per-sample Hessian bound; (Q, B, D_f) in {(2, 8, 4), (8, 8, 4)} and (8, 1, exact F: "
-          "noise_f = 0, where the Hessian batches make all the variance); the audited v_Q (stocbio.vq) "
+          "noise_f = 0, where the Hessian batches make all the variance; B raised to Prop. 3's smallest allowed where "
+          "an instance needs more); the audited v_Q (stocbio.vq) "
           "with the audited schedule (stocbio.batch-schedule) on R instances x n_mc independent draws: bias and MSE "
           "against eqs. (7)-(8) (one-sided 99%), and Monte Carlo mean, variance and MSE against the paper's v_Q's "
           "exact moments (second-moment recursion over the 64 per-sample Hessians)",

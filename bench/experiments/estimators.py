@@ -269,7 +269,7 @@ class EstimatorRow(Row):
     estimator: str
     instance: int
     Q: int
-    B: float
+    B: float  # the batch scale run (the key's, or Prop. 3's smallest where that is larger)
     D_f: int
     noise_f: float
     n_mc: int
@@ -299,10 +299,13 @@ class EstimatorRow(Row):
 
 
 def _setup(key: McKey, env, seed: int):
+    """The instance, its per-sample constants, eta = 1/L, a region point and the batch scale: ``key.B``, raised to
+    the smallest Prop. 3 allows (``icml21.prop3.B_min``) where the instance's eta mu needs more."""
     p = stoch_problem(env, seed, key.R, key.kappa, key.dim, key.noise, key.noise_f, key.n)
     L, mu, M = per_sample(p)
     x, y = region_point(p, seed)
-    return p, L, mu, M, 1.0 / L, x, y
+    B = max(float(key.B), bd.BOUNDS["icml21.prop3.B_min"](key.Q, 1.0 / L, mu))
+    return p, L, mu, M, 1.0 / L, x, y, B
 
 
 def vq_measure(key: McKey, env, seed: int) -> list[EstimatorRow]:
@@ -310,7 +313,7 @@ def vq_measure(key: McKey, env, seed: int) -> list[EstimatorRow]:
     |B_{Q+1-i}| = s_i) at a fixed (x, y) of the region, n_mc independent draws of D_F and D_H per instance,
     against the exact moments of the paper's v_Q (``vq_moments``) and the bounds eq. (7), eq. (8) with eta =
     1/L, L the per-sample Hessian bound."""
-    p, L, mu, M, eta, x, y = _setup(key, env, seed)
+    p, L, mu, M, eta, x, y, B = _setup(key, env, seed)
     cast = cast_of(env)
     vq, schedule = cast.component("stocbio.vq"), cast.component("stocbio.batch-schedule")
     Hs, Gf = sample_hessians(p, x, y), sample_grads_f(p, x, y)
@@ -318,8 +321,8 @@ def vq_measure(key: McKey, env, seed: int) -> list[EstimatorRow]:
     dev = Gf - g.unsqueeze(1)
     Cf = torch.einsum("rni,rnj->rij", dev, dev) / Gf.shape[1]
     target = torch.linalg.solve(Hs.mean(1), g.unsqueeze(-1)).squeeze(-1)
-    sizes = [int(s) for s in schedule(key.B, key.Q, eta, mu)][::-1]  # ICML order: B_{Q+1-j} = s_j
-    paper = paper_sizes(key.B, key.Q, eta, mu)[::-1]
+    sizes = [int(s) for s in schedule(B, key.Q, eta, mu)][::-1]  # ICML order: B_{Q+1-j} = s_j
+    paper = paper_sizes(B, key.Q, eta, mu)[::-1]
     Em, ES = vq_moments(Hs, g, Cf, key.D_f, eta, paper)
     exact = moment_errors(Em, ES, target)
     hvp, gen, R, d = _batch_hvp(Hs), torch.Generator().manual_seed(seed), p.R, p.dim_y
@@ -331,8 +334,8 @@ def vq_measure(key: McKey, env, seed: int) -> list[EstimatorRow]:
         v = vq(hvp, v0, batches, eta).reshape(R, m, d)
         mom.add(v, mse=((v - target.unsqueeze(1)) ** 2).sum(-1), var=((v - Em.unsqueeze(1)) ** 2).sum(-1))
     b_bias = bd.BOUNDS["icml21.prop3.bias"](L, mu, M, eta, key.Q)
-    b_mse = bd.BOUNDS["icml21.prop3.mse"](L, mu, M, eta, key.Q, key.B, key.D_f)
-    return _rows("vq", key, mom, (d,), Em, target, exact, L, mu, M, eta, sizes, paper, b_bias, b_mse)
+    b_mse = bd.BOUNDS["icml21.prop3.mse"](L, mu, M, eta, key.Q, B, key.D_f)
+    return _rows("vq", key, B, mom, (d,), Em, target, exact, L, mu, M, eta, sizes, paper, b_bias, b_mse)
 
 
 def hinv_measure(key: McKey, env, seed: int) -> list[EstimatorRow]:
@@ -340,15 +343,15 @@ def hinv_measure(key: McKey, env, seed: int) -> list[EstimatorRow]:
     formed column by column (the d unit vectors share each draw's batches), n_mc draws per instance, against
     the exact moments of the paper's H_inv (``hinv_moments``) and the bounds eq. (6), eq. (7) (spectral norm,
     as printed) with eta = 1/L, L the per-sample Hessian bound."""
-    p, L, mu, M, eta, x, y = _setup(key, env, seed)
+    p, L, mu, M, eta, x, y, B = _setup(key, env, seed)
     cast = cast_of(env)
     hinv, schedule = cast.component("stocbio.hinv"), cast.component("stocbio.batch-schedule")
     Hs = sample_hessians(p, x, y)
     R, d = p.R, p.dim_y
     eye = torch.eye(d, dtype=x.dtype, device=x.device)
     target = torch.linalg.inv(Hs.mean(1))
-    sizes = [int(s) for s in schedule(key.B, key.Q, eta, mu)]
-    paper = paper_sizes(key.B, key.Q, eta, mu)
+    sizes = [int(s) for s in schedule(B, key.Q, eta, mu)]
+    paper = paper_sizes(B, key.Q, eta, mu)
     Em, ES = hinv_moments(Hs, eye.expand(R, d, d), eta, paper)
     exact = moment_errors(Em, ES, target)
     hvp, gen = _batch_hvp(Hs), torch.Generator().manual_seed(seed)
@@ -362,11 +365,11 @@ def hinv_measure(key: McKey, env, seed: int) -> list[EstimatorRow]:
         mom.add(H, mse=(err**2).sum((-2, -1)), var=((H - Em.unsqueeze(1)) ** 2).sum((-2, -1)),
                 spec=torch.linalg.matrix_norm(err, ord=2) ** 2)
     b_bias = bd.BOUNDS["arxiv20.prop4.bias"](L, mu, eta, key.Q)
-    b_mse = bd.BOUNDS["arxiv20.prop4.mse"](L, mu, eta, key.Q, key.B)
-    return _rows("hinv", key, mom, (d, d), Em, target, exact, L, mu, M, eta, sizes, paper, b_bias, b_mse)
+    b_mse = bd.BOUNDS["arxiv20.prop4.mse"](L, mu, eta, key.Q, B)
+    return _rows("hinv", key, B, mom, (d, d), Em, target, exact, L, mu, M, eta, sizes, paper, b_bias, b_mse)
 
 
-def _rows(estimator, key, mom, shape, Em, target, exact, L, mu, M, eta, sizes, paper, b_bias, b_mse):
+def _rows(estimator, key, B, mom, shape, Em, target, exact, L, mu, M, eta, sizes, paper, b_bias, b_mse):
     mean = mom.mean(shape)
     if len(shape) == 1:
         dev, bias = (mean - Em).norm(dim=-1), (mean - target).norm(dim=-1)
@@ -377,7 +380,7 @@ def _rows(estimator, key, mom, shape, Em, target, exact, L, mu, M, eta, sizes, p
     var, var_sd = mom.scalar("var")
     spec, spec_sd = mom.scalar("spec") if "spec" in mom.scalars else (torch.full_like(mse, math.nan),) * 2
     return [EstimatorRow(
-        estimator=estimator, instance=r, Q=key.Q, B=key.B, D_f=key.D_f, noise_f=key.noise_f, n_mc=mom.n, eta=eta,
+        estimator=estimator, instance=r, Q=key.Q, B=B, D_f=key.D_f, noise_f=key.noise_f, n_mc=mom.n, eta=eta,
         L=L, mu=mu, M=M,
         samples=int(sum(sizes)), paper_samples=int(sum(paper)), mean_dev=float(dev[r]),
         mean_norm=float(exact["norm"][r]), cov_tr=float(cov["cov_tr"][r]), cov_tr2=float(cov["cov_tr2"][r]),
@@ -522,8 +525,9 @@ def _mc_grid(points, n_mc):
 
 #: (Q, B, D_f, noise_f) of the estimator experiments. With noise in F, grad_y F's noise dominates the
 #: variance of v_Q (the Hessian batches add ~0.1% of it at B = 8), so a point with exact F (noise_f = 0) and
-#: the smallest B Prop. 3 allows at Q = 8 (B >= 1/(Q (1 - eta mu)^(Q-1)) ~ 0.6) isolates the Hessian
-#: batches' part: a defect of the batches (their order, their independence) changes it by a factor ~3 there
+#: B = 1, about the smallest Prop. 3 allows at Q = 8 (B >= 1/(Q (1 - eta mu)^(Q-1)); ``_setup`` raises B to it
+#: on instances that need more), isolates the Hessian batches' part: a defect of the batches (their order,
+#: their independence) changes it by a factor ~3 there
 ESTIMATOR_POINTS = ((2, 8.0, 4, EST_FAMILY["noise_f"]), (8, 8.0, 4, EST_FAMILY["noise_f"]), (8, 1.0, 1, 0.0))
 
 #: draws per instance, sized for the resolution the claims need at a family-wise 99.9% level (10% of ||E u||
