@@ -33,6 +33,7 @@ from bilevelbench.algorithms.oracle import CountedOracle
 from bilevelbench.algorithms.penalty import PENALTY_NODES, fd_stencil
 from bilevelbench.bounds.costs import cumulative
 
+from ..sweep import point_seed
 from . import Arm, Experiment, Key, Row, register_experiment
 from .common import COUNT_KINDS, cast_of, complexity_to_eps, make, run_role
 
@@ -165,7 +166,7 @@ class IdentityRow(Row):
     method: str
     kappa: float
     h: float
-    point: int
+    at: int
     instance: int
     err: float
     tol: float
@@ -205,7 +206,7 @@ def _penalty_identity(key: IdentityKey, env, seed: int) -> list[IdentityRow]:
         parts, truth = _identity_parts(P, key.h, exact)
         for check, (err, tol) in parts.items():
             rows += [IdentityRow(family=key.family, check=check, method="exact" if exact else "richardson",
-                                 kappa=p.constants.kappa, h=key.h, point=ip, instance=r, err=float(err[r]),
+                                 kappa=p.constants.kappa, h=key.h, at=ip, instance=r, err=float(err[r]),
                                  tol=float(tol[r]), truth=float(truth[check][r])) for r in range(p.R)]
     return rows
 
@@ -503,12 +504,17 @@ class PenaltyRateRow(Row):
 
 
 def _penalty_rate(key: PenaltyRateKey, env, seed: int) -> list[PenaltyRateRow]:
-    """Run ``role`` from x0 at distance 1 from x_c (y0 = 0) until every instance meets (1/K) sum_{k<K} ||grad
+    """Run ``role`` from x0 at distance 1 from x_c (y0 = 0; instances and x0 drawn from the base seed alone, shared by
+    every point of both rate sweeps) until every instance meets (1/K) sum_{k<K} ||grad
     phi(x_k)||^2 <= eps^2 or the step cap; first-order calls Gc(f) + Gc(g) (full-batch calls count n each) at the
     first such K, with the structural count (K - 1 steps of the run's parameters, ``bounds.costs``). Status:
     reached, diverged or budget (the cap)."""
-    p = penalty_problem(key.family, env, seed, key.kappa, key.R, key.dim)
-    (x0,) = away_points(p, seed, 1)
+    # the instances and x0 depend on the base seed only: every eps and both methods run on the same instances, so
+    # the counts are paired across the grid (their exponent is fitted per instance)
+    inst = point_seed(env.seed, "penalty-rate-instances", {"family": key.family, "kappa": key.kappa, "R": key.R,
+                                                           "dim": key.dim})
+    p = penalty_problem(key.family, env, inst, key.kappa, key.R, key.dim)
+    (x0,) = away_points(p, inst, 1)
     y0 = torch.zeros(p.R, p.dim_y, dtype=p.dtype, device=p.device)
     target = key.eps ** 2
 
