@@ -12,6 +12,7 @@ against the exact difference) are two-sided with round-off or contraction tolera
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -84,14 +85,21 @@ def _asymptotic_part(cid, df, x, y, ro, predicted, what, two_sided: bool, note="
     fit = Fit(float(good["last"].median()), float(good["last"].min()), float(good["last"].max()), math.nan,
               int(good["points"].sum()), len(good))
     tol = float(good["tol"].max())
-    text = (f"(The tolerance {tol:.3g} is not a log factor: it is 2 |last - previous local slope| + round-off, the "
-            f"pre-asymptotic deviation left; interval: range of the last local slope over {len(good)} instances.) "
-            f"{note}").strip()
-    shallow = judge_scaling(cid, predicted, fit, what, upper=not toward_zero, tol=tol, note=text)
+    text = (f"(Tolerance 2 |last - previous local slope| + round-off: the pre-asymptotic deviation left, not a log "
+            f"factor; interval: range of the last local slope over {len(good)} instances.) {note}").strip()
+    shallow = _exact_slope(judge_scaling(cid, predicted, fit, what, upper=not toward_zero, tol=tol, note=text))
     if not two_sided or shallow.verdict == "violated":
         return shallow
-    steep = judge_scaling(cid, predicted, fit, what, upper=toward_zero, tol=tol, note=text)
+    steep = _exact_slope(judge_scaling(cid, predicted, fit, what, upper=toward_zero, tol=tol, note=text))
     return steep if steep.verdict == "violated" else shallow
+
+
+def _exact_slope(v: Verdict) -> Verdict:
+    """judge_scaling names any tolerance a log factor; these slopes are exact orders, whose tolerance is the
+    pre-asymptotic deviation (``local_slopes``): the reason says so."""
+    v.reason = re.sub(r" \+ log tolerance ([0-9.e+-]+) \(local slope of the log factor the O~ hides\)",
+                      r" +- tolerance \1", v.reason)
+    return v
 
 
 # ====================================================================== f2sa23.identity
