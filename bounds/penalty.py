@@ -24,6 +24,8 @@ __all__ = [
     "fd_quadratic_residual",
     "fd_roundoff",
     "gd_contraction",
+    "contraction_factor",
+    "estimate_error",
     "f2ba_bias",
     "f2ba_calls",
     "f2sa_rate",
@@ -103,11 +105,27 @@ def gd_contraction(step, mu, L, T, dist0) -> float:
     """Distance to the minimiser after T gradient steps of size ``step``: the step map y - step grad h(y) is a
     contraction with factor max(|1 - step mu|, |1 - step L|) (mean-value theorem with the integrated Hessian,
     whose spectrum lies in [mu, L])."""
-    step, mu, L = pos("step", step), pos("mu", mu), pos("L", L)
-    if mu > L * (1 + 1e-12):
+    if pos("mu", mu) > pos("L", L) * (1 + 1e-12):
         raise ValueError(f"mu must be <= L, got mu={mu}, L={L}")
-    q = max(abs(1.0 - step * mu), abs(1.0 - step * L))
-    return q ** count("T", T) * nonneg("dist0", dist0)
+    return contraction_factor(step, mu, L) ** count("T", T) * nonneg("dist0", dist0)
+
+
+def contraction_factor(step, mu, L) -> float:
+    """max(|1 - step mu|, |1 - step L|): the factor of one gradient step on a mu-strongly convex, L-smooth
+    function (``gd_contraction``)."""
+    return max(abs(1.0 - pos("step", step) * pos("mu", mu)), abs(1.0 - step * pos("L", L)))
+
+
+@bound("penalty.estimate_error", "ours: Lipschitz propagation through the finite difference (F2SA-p eq. 8 form)",
+       "upper", "||sum_j c_j (s_j nu grad_x f(y'_j) + grad_x g(y'_j))/nu - the same at y_j|| <= sum_j |c_j|/nu "
+       "(|s_j| nu L_fx + L_gx) ||y'_j - y_j||")
+def estimate_error(nodes, coefs, nu, L_fx, L_gx, node_errors) -> float:
+    """How far the penalty hypergradient moves when its node iterates y'_j are off the exact minimisers y_j by
+    ``node_errors`` (grad_x f is L_fx-, grad_x g L_gx-Lipschitz in y): for F2SA/F2BA's forward difference (nodes 0,
+    1, nu = 1/lambda) lambda L_gx ||z - y*|| + (L_fx + lambda L_gx) ||y - y_lambda||."""
+    nu, L_fx, L_gx = pos("nu", nu), nonneg("L_fx", L_fx), nonneg("L_gx", L_gx)
+    return sum(abs(float(c)) / nu * (abs(s) * nu * L_fx + L_gx) * nonneg("node error", e)
+               for s, c, e in zip(nodes, coefs, node_errors, strict=True))
 
 
 @bound("f2ba25.bias", "F2BA (Chen, Ma, Zhang, JMLR 2025): lambda ||grad L*_lambda - grad phi|| <= C l kappa^3 for "

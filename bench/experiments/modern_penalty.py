@@ -306,27 +306,30 @@ class FdRow(Row):
 
 
 def _alg_bound(P: _Penalty, nodes, coefs, nu, gamma, T, y0, eta, x1) -> np.ndarray:
-    """||F2SA-p's estimate - the exact difference|| after T inner steps of size gamma from y0, per instance:
-    sum_j |c_j|/nu (|s_j| nu L_f + L_G_xy) ||y_j^T - y_{s_j nu}|| with the node errors bounded by
-    ``bounds.penalty.gd_contraction`` (node j minimises s_j nu f + g, strongly convex with modulus >= mu -
-    max(-s_j, 0) nu L_f and smooth with L + max(s_j, 0) nu L_f: f is convex in y on these families), plus the
-    round-off of the inner loop (each step's u d ||y|| (1 + gamma L) error, damped geometrically:
-    ``fd_roundoff`` with condition factor 1/(1 - q)), of the exact difference and of recovering the estimate
-    from the step, (x0 - x1)/eta."""
+    """||F2SA-p's estimate - the exact difference|| after T inner steps of size gamma from y0, per instance
+    (``bounds.penalty.estimate_error``), the node errors bounded by ``bounds.penalty.gd_contraction`` (node j
+    minimises s_j nu f + g, strongly convex with modulus >= mu - max(-s_j, 0) nu L_f and smooth with L +
+    max(s_j, 0) nu L_f: f is convex in y on these families) plus the inner loop's round-off (each step's u d ||y||
+    (1 + gamma L) error, damped geometrically: ``fd_roundoff`` with condition factor 1/(1 - q)); plus the
+    round-off of recovering the estimate from the step, (x0 - x1)/eta."""
     k, u, d = P.k, P.u, P.p.dim_y
-    total = np.zeros(P.p.R)
-    for s, c in zip(nodes, coefs, strict=True):
-        mu_j = k["mu"] - max(-s, 0) * nu * k["L_f"]
-        L_j = k["L"] + max(s, 0) * nu * k["L_f"]
-        q = max(abs(1 - gamma * mu_j), abs(1 - gamma * L_j))
-        lip = abs(s) * nu * k["L_f"] + k["L_gx"]
-        dist = _norm(y0 - P.y(s * nu))
-        yn = _norm(P.y(s * nu))
-        res = np.array([bp.gd_contraction(gamma, mu_j, L_j, T, float(dd)) for dd in dist])
-        inner_ro = np.array([bp.fd_roundoff(1.0, u, d, 1.0 / (1.0 - q), float(v) * (1 + gamma * L_j), 1.0) for v in yn])
-        total += abs(c) / nu * lip * (res + inner_ro)
-    step_ro = u * (_norm(P.x) + _norm(x1)) / eta
-    return total + step_ro
+    errs = []
+    for s in nodes:
+        mu_j, L_j = _node_moduli(k, s, nu)
+        q = bp.contraction_factor(gamma, mu_j, L_j)
+        dist, yn = _norm(y0 - P.y(s * nu)), _norm(P.y(s * nu))
+        errs.append(np.array([bp.gd_contraction(gamma, mu_j, L_j, T, float(dd))
+                              + bp.fd_roundoff(1.0, u, d, 1.0 / (1.0 - q), float(v) * (1 + gamma * L_j), 1.0)
+                              for dd, v in zip(dist, yn, strict=True)]))
+    total = np.array([bp.estimate_error(nodes, coefs, nu, k["L_f"], k["L_gx"], [e[r] for e in errs])
+                      for r in range(P.p.R)])
+    return total + u * (_norm(P.x) + _norm(x1)) / eta
+
+
+def _node_moduli(k: dict, s: int, nu: float) -> tuple[float, float]:
+    """Strong convexity and smoothness of s nu f + g in y (f convex and L_f-smooth in y, g mu-strongly convex and
+    L-smooth)."""
+    return k["mu"] - max(-s, 0) * nu * k["L_f"], k["L"] + max(s, 0) * nu * k["L_f"]
 
 
 def _fd_bias(key: FdKey, env, seed: int) -> list[FdRow]:
@@ -360,9 +363,8 @@ def _fd_bias(key: FdKey, env, seed: int) -> list[FdRow]:
         T = 0
         if key.algorithm:
             k = P.k
-            gamma = 1.0 / (k["L"] + max(max(nodes), 0) * nu * k["L_f"])
-            q = max(max(abs(1 - gamma * (k["mu"] - max(-s, 0) * nu * k["L_f"])),
-                        abs(1 - gamma * (k["L"] + max(s, 0) * nu * k["L_f"]))) for s in nodes)
+            gamma = 1.0 / _node_moduli(k, max(nodes), nu)[1]
+            q = max(bp.contraction_factor(gamma, *_node_moduli(k, s, nu)) for s in nodes)
             T = max(1, math.ceil(36.0 / -math.log(q)))
             y0 = P.ys
             trace = run_role("f2sa-p", p, 1, env, preset="chen26", preset_args={"p": key.p}, x0=x, y0=y0,
@@ -646,17 +648,20 @@ def _variant(key: VariantKey, env, seed: int) -> list[VariantRow]:
             err, floor, dev = _norm(est - P.g), _norm(gl - P.g), _norm(est - gl)
             bound = np.full(p.R, math.nan)
             if audited:
+                # z: gradient descent on g (step tau_z); y: on f/lambda + g, i.e. node 1 of nu = 1/lambda scaled by
+                # lambda: modulus >= mu, smoothness L + L_f/lambda (step tau)
                 Ly = k["L"] + k["L_f"] / lam
-                qz = max(abs(1 - prm["tau_z"] * k["mu"]), abs(1 - prm["tau_z"] * k["L"]))
-                qy = max(abs(1 - prm["tau"] * k["mu"]), abs(1 - prm["tau"] * Ly))
+                q = max(bp.contraction_factor(prm["tau_z"], k["mu"], k["L"]),
+                        bp.contraction_factor(prm["tau"], k["mu"], Ly))
                 yl = P.y(1.0 / lam)
-                dz = np.array([bp.gd_contraction(prm["tau_z"], k["mu"], k["L"], K, float(v))
-                               for v in _norm(y0 - P.ys)])
-                dy = np.array([bp.gd_contraction(prm["tau"], k["mu"], Ly, K, float(v)) for v in _norm(y0 - yl)])
-                inner_ro = np.array([bp.fd_roundoff(1.0, u, p.dim_y, 1.0 / (1.0 - max(qz, qy)), 2.0 * float(v), 1.0)
+                inner_ro = np.array([bp.fd_roundoff(1.0, u, p.dim_y, 1.0 / (1.0 - q), 2.0 * float(v), 1.0)
                                      for v in np.maximum(_norm(P.ys), _norm(yl))])
-                bound = (lam * k["L_gx"] * (dz + inner_ro) + (k["L_f"] + lam * k["L_gx"]) * (dy + inner_ro)
-                         + P.roundoff(1, PENALTY_NODES[0], 1.0 / lam) + u * (_norm(x0) + _norm(trace.x_last)) / eta)
+                dz = [bp.gd_contraction(prm["tau_z"], k["mu"], k["L"], K, float(v)) for v in _norm(y0 - P.ys)]
+                dy = [bp.gd_contraction(prm["tau"], k["mu"], Ly, K, float(v)) for v in _norm(y0 - yl)]
+                bound = np.array([bp.estimate_error(*PENALTY_NODES, 1.0 / lam, k["L_f"], k["L_gx"],
+                                                    [dz[r] + inner_ro[r], dy[r] + inner_ro[r]]) for r in range(p.R)])
+                bound = (bound + P.roundoff(1, PENALTY_NODES[0], 1.0 / lam)
+                         + u * (_norm(x0) + _norm(trace.x_last)) / eta)
             rows += [VariantRow(variant=variant, K=K, kappa=p.constants.kappa, lam=lam, instance=r,
                                 err=float(err[r]), floor=float(floor[r]), dev=float(dev[r]),
                                 dev_bound=float(bound[r]), gphi=float(_norm(P.g)[r])) for r in range(p.R)]

@@ -116,6 +116,9 @@ def test_gd_contraction_and_exponent_helpers():
     assert bp.gd_contraction(0.5, 1.0, 2.0, 3, 2.0) == pytest.approx(2.0 * 0.5**3)
     with pytest.raises(ValueError):
         bp.gd_contraction(0.5, 3.0, 2.0, 3, 1.0)
+    # F2BA's forward difference: lambda L_gx ||z - y*|| + (L_fx + lambda L_gx) ||y - y_lambda||
+    assert bp.estimate_error((0, 1), (-1.0, 1.0), 0.1, 0.5, 2.0, [1e-3, 2e-3]) == pytest.approx(
+        10 * 2.0 * 1e-3 + (0.5 + 10 * 2.0) * 2e-3)
     assert bp.log_slope(lambda nu: bp.fd_bias(nu, 3, 2.0), [0.01, 0.2]) == pytest.approx(3.0)
     assert bp.log_slope(lambda lam: bp.f2ba_bias(lam, 1.0, 2.0), [4.0, 64.0]) == pytest.approx(-1.0)
     assert bp.log_slope(bp.f2sa_rate, [8, 512]) == pytest.approx(-2 / 7)
@@ -182,7 +185,8 @@ def _rate_rows(eps_list, counts, status="reached", per_step=100.0, struct_scale=
             reached = status == "reached"
             rows.append({"instance": r, "status": status, "K": int(c / per_step) if reached else -1, "kappa": 2.0,
                          "eps": e, "gc": c * (1 + 0.01 * r) if reached else math.nan,
-                         "per_step_gc": per_step, "struct_gc": c * (1 + 0.01 * r) * struct_scale if reached else math.nan,
+                         "per_step_gc": per_step,
+                         "struct_gc": c * (1 + 0.01 * r) * struct_scale if reached else math.nan,
                          "steps_run": steps or int(c / per_step), "budget": 10 * int(c / per_step),
                          "cum_sum": cum, "avg_grad_phi_sq": e**2 if reached else 2 * e**2,
                          "last_grad_phi_sq": 0.0, "diverged_at": -1, "algorithm": "f2ba"})
