@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import arxiv20, icml21, loops22, sid21, sid_constants, tables
+from . import arxiv20, icml21, loops22, penalty, sid21, sid_constants, tables
 from ._common import REGISTRY, BoundInfo, evaluate
 from .tables import format_table, table_rows, to_records
 
@@ -26,6 +26,7 @@ __all__ = [
     "arxiv20",
     "icml21",
     "loops22",
+    "penalty",
     "sid21",
     "sid_constants",
     "tables",
