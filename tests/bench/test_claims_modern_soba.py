@@ -261,17 +261,19 @@ def test_memory_init_rule_holds_fails_and_stays_undecided():
     assert C._judge_memory(_memory_frame(diverge=True), env).verdict == "violated"
 
 
-def _srba_frame(exponent=0.5, status="reached"):
+def _srba_frame(exponent=0.5, k_exponent=0.0, status="reached"):
+    """Counts = K x per-step calls with the preset's structure 3 sqrt(n + m) per step (``struct_calls``); the
+    measured per-step cost grows like (n + m)^exponent and K like (n + m)^k_exponent."""
     rows = []
     for n in (16, 64, 256):
         nm = 2 * n
+        K = round(300 * (nm / 32) ** k_exponent)
         for r in range(4):
-            calls = 300 * 3 * nm**exponent * (1 + 1e-3 * r)
-            rows.append({"n": n, "m": n, "instance": r, "status": status, "K": 300 if status == "reached" else -1,
+            rows.append({"n": n, "m": n, "instance": r, "status": status, "K": K if status == "reached" else -1,
                          "eps": 1e-3, "gap": 1e-2, "rho": 0.1, "gamma": 0.03, "q": 6, "S_g": 6, "L_sample_yy": 3.0,
-                         "L_ref": 3.0, "steps_run": 300, "budget": 1200, "calls": calls,
-                         "per_step_calls": 3 * nm**0.5, "struct_calls": calls, "avg_grad_phi_sq": 1e-3,
-                         "last_grad_phi_sq": 1e-20, "diverged_at": -1, "algorithm": "srba"})
+                         "L_ref": 3.0, "steps_run": K, "budget": 4 * K, "calls": K * 3 * nm**exponent * (1 + 1e-3 * r),
+                         "per_step_calls": 3 * nm**exponent, "struct_calls": K * 3 * nm**0.5,
+                         "avg_grad_phi_sq": 1e-3, "last_grad_phi_sq": 1e-20, "diverged_at": -1, "algorithm": "srba"})
     return {X.SRBA: pd.DataFrame(rows)}
 
 
@@ -279,4 +281,6 @@ def test_srba_rule_holds_and_fails():
     env = Env()
     assert C._judge_srba(_srba_frame(), env).verdict == "consistent"
     assert C._judge_srba(_srba_frame(exponent=1.0), env).verdict == "violated"  # a full pass per step
+    assert C._judge_srba(_srba_frame(k_exponent=0.25), env).verdict == "violated"  # iterations growing with n
+    assert C._judge_srba(_srba_frame(exponent=0.3), env).verdict == "violated"  # counted below its own structure
     assert C._judge_srba(_srba_frame(status="budget"), env).verdict == "violated"
