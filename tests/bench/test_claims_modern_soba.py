@@ -183,13 +183,13 @@ def test_lemma_rules_hold_and_fail():
     assert j39(_one_step_frame(factor_v=1.2), env).verdict == "violated"
 
 
-def _thm1_frame(exponent=-0.5, diverged=-1):
+def _thm1_frame(exponent=-0.5, diverged=-1, rho_factor=1.0):
     rng = np.random.default_rng(0)
     rows = []
     for arm in ("thm1", "public"):
         for T in (64, 128, 256, 512):
             for r in range(8):
-                rows.append({"arm": arm, "T": T, "instance": r, "rho": 0.1, "gamma": 0.01,
+                rows.append({"arm": arm, "T": T, "instance": r, "rho": T**-0.4 * rho_factor, "gamma": T**-0.6,
                              "avg_grad_sq": T**exponent * math.exp(rng.normal(0, 0.05)), "last_grad_sq": 0.1,
                              "grad0_sq": 1.0, "diverged_at": diverged if (arm, r) == ("thm1", 0) else -1,
                              "audited": arm == "thm1", "algorithm": "soba"})
@@ -201,6 +201,7 @@ def test_thm1_rule_holds_and_fails():
     assert C._judge_thm1(_thm1_frame(), env).verdict == "consistent"
     assert C._judge_thm1(_thm1_frame(exponent=-0.1), env).verdict == "violated"  # slower than T^-2/5
     assert C._judge_thm1(_thm1_frame(diverged=30), env).verdict == "violated"
+    assert C._judge_thm1(_thm1_frame(rho_factor=2.0), env).verdict == "violated"  # not Theorem 1's steps
 
 
 def _pl_frame(saba_status="reached", rate=0.1, soba_floor_power=1.0, soba_status="floor"):
