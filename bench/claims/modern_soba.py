@@ -159,7 +159,7 @@ register_claim(Claim(
     statement="SOBA with rho = c T^-2/5, gamma = c' T^-3/5: (1/T) sum E||grad h(x_t)||^2 = O(T^-2/5)",
     setup="finite-sum-quadratic, n = m = 32, d = 4, kappa 2, lam 0.5, coupling 0.5, noise 0.25 (L_h = 1: Theorem 1's "
           "literal constants c = c' = 1 are stable from T = 64 on), x0 at h(x0) - h* = 1, y0 = v0 = 0, R = 16 "
-          "instances (32 full), horizons T = 64 .. 1024 (quick; .. 16384 full), one sample pair per step (preset "
+          "instances (32 full), horizons T = 64 .. 1024 (quick; .. 8192 full), one sample pair per step (preset "
           "soba22.thm1 with c_rho = c_gamma = 1). (1/T) sum_{t<T} ||grad h(x_t)||^2 per run, its exponent in T "
           "fitted (95% bootstrap over instances) against -2/5 (an upper bound: a faster decay is consistent); a "
           "diverged run is a violation. The public code's schedule rho_t = gamma_t = (t+1)^-1/2 (same constants, "

@@ -67,7 +67,7 @@ SOBA = {
                          "steps": [{"T": 1000, "c_rho": 1.0, "c_gamma": 1.0}, {"T": 10000, "c_rho": 1.0,
                                                                                "c_gamma": 1.0},
                                    {"T": 1000}, {"T": 10}]},
-             "thm1": {"Ts": [64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384], "R": 32},
+             "thm1": {"Ts": [64, 128, 256, 512, 1024, 2048, 4096, 8192], "R": 32},
              "pl": {"R": 16, "budget": 3000, "soba_steps": 2400, "scales": [1.0, 0.5, 0.25, 0.125]},
              "memory": {"R": 32, "gaps": [1.0, 1e-2, 1e-4], "epochs": 8},
              "srba": {"ns": [16, 64, 256, 1024, 4096], "R": 16, "max_steps": 2000}},
@@ -123,10 +123,10 @@ class EnumerationStreams(Streams):
     pair (i, j) with the last draws pinned to (i, j) enumerates the expectation over one uniform pair exactly.
     Each draw must be of one sample (SOBA Alg. 1: one pair per step): anything else raises."""
 
-    def __init__(self, R: int, n_g: int, n_f: int, g, f):
+    def __init__(self, R: int, n_g: int, n_f: int, g, f, device="cpu"):
         if n_g == n_f:
             raise ValueError("EnumerationStreams tells G and F draws apart by their range: needs n != m")
-        super().__init__(list(range(R)))
+        super().__init__(list(range(R)), device=device)
         self.n_g, self.n_f = n_g, n_f
         self.plan = {"g": [int(i) for i in g], "f": [int(j) for j in f]}
         self.used = {"g": 0, "f": 0}
@@ -142,12 +142,16 @@ class EnumerationStreams(Streams):
             raise ValueError(f"more {which.upper()} draws than planned ({len(self.plan[which])}): the step draws "
                              "more than one sample pair (the lemmas are about SOBA's one pair (i, j) per step)")
         self.used[which] += 1
-        return torch.full((self.R, 1), self.plan[which][k], dtype=torch.int64)
+        return torch.full((self.R, 1), self.plan[which][k], dtype=torch.int64, device=self.device)
 
     def to(self, device):
-        if torch.device(device) != self.device:
-            raise ValueError("EnumerationStreams runs on the CPU")
-        return self
+        """The same plan on another device (the counters stay with the original: a run moves its streams once,
+        before it draws)."""
+        if torch.device(device) == self.device:
+            return self
+        out = EnumerationStreams(self.R, self.n_g, self.n_f, self.plan["g"], self.plan["f"], device=device)
+        out.used = self.used  # shared, so that ``check_used`` on the original sees the run's draws
+        return out
 
     def check_used(self):
         if self.used != {w: len(p) for w, p in self.plan.items()}:
