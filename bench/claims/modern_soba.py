@@ -246,8 +246,10 @@ def _judge_vs_soba(frames, env) -> Verdict:
     reached_soba = soba[soba["status"] == "reached"]
     sizes = ", ".join(f"step x{s:g}: {floors[s].mean():.3g}" for s in sorted(scales, reverse=True))
     saba_final = float(saba["final_grad_sq"].max())
-    reason = (f"SABA (audited): every run at ||grad h||^2 <= {mp:.3g} after {int(saba['K'].min())}.."
-              f"{int(saba['K'].max())} steps (largest final value {saba_final:.3g}). SOBA with SABA's steps times "
+    done = saba[saba["status"] == "reached"]
+    sab = (f"every run at ||grad h||^2 <= {mp:.3g} after {int(done['K'].min())}..{int(done['K'].max())} steps"
+           if len(done) == len(saba) else f"{len(done)} of {len(saba)} runs at ||grad h||^2 <= {mp:.3g}")
+    reason = (f"SABA (audited): {sab} (largest final value {saba_final:.3g}). SOBA with SABA's steps times "
               f"{', '.join(f'{s:g}' for s in sorted(scales, reverse=True))} (the paper's, baseline): floors (mean "
               f"||grad h||^2 over the second half of {int(soba['steps_run'].max())} steps) {sizes}, i.e. "
               f"{floors.to_numpy().min() / max(saba_final, 1e-300):.2g}x SABA's final value or more; exponent of the "
