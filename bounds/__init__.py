@@ -3,8 +3,9 @@
 One module per paper (PEPit style: pure functions of floats, each citing theorem and equation):
 :mod:`.icml21` (Ji, Yang, Liang, ICML 2021), :mod:`.arxiv20` (the arXiv version with proofs),
 :mod:`.loops22` (Ji, Liu, Liang, Ying, NeurIPS 2022, and the exact ITD lower-bound floor),
-:mod:`.sid21` (Grazzi, Pontil, Salzo, AISTATS 2021) and :mod:`.sid_constants` (SID's constants of a
-problem); :mod:`.tables` holds the complexity tables as sympy data.
+:mod:`.sid21` (Grazzi, Pontil, Salzo, AISTATS 2021), :mod:`.sid_constants` (SID's constants of a
+problem) and :mod:`.modern` (BSA, TTSA, MRBO, VRBO of claims-modern.md); :mod:`.tables` holds the
+complexity tables as sympy data.
 
 ``BOUNDS[name]`` is every bound function (``fn.info`` gives source, kind and statement; kinds
 ``order-*`` take the hidden Theta constant ``c``, default 1); ``CLAIM_BOUNDS[claim_id]`` lists the
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from . import arxiv20, icml21, loops22, sid21, sid_constants, tables
+from . import arxiv20, icml21, loops22, modern, sid21, sid_constants, tables
 from ._common import REGISTRY, BoundInfo, evaluate
 from .tables import format_table, row_bound_name, rows_where, table_rows, to_records
 
@@ -27,6 +28,7 @@ __all__ = [
     "arxiv20",
     "icml21",
     "loops22",
+    "modern",
     "sid21",
     "sid_constants",
     "tables",
