@@ -10,6 +10,10 @@ level so that Phi is strongly convex with L_h/mu_h = 1.5 (Phi's transient, gap/(
 steps at the x steps below, so that the grids see the rates' asymptotic regime, not the transient). Every run starts
 at Phi(x_0) - inf Phi = 1 (``start_at_gap``), y_0 = 0.
 
+Common random numbers. Every point of a horizon or eps sweep, and both arms of the AmIGO comparison, run the same R
+instances with the same random streams (``shared_seed``: derived from the base seed and the instance only), so that
+the grid's variable is the only difference between points; the judges resample runs paired across points.
+
 Criterion. The papers' E||grad Phi(x_R)||^2 <= eps with R uniform over the iterates (squared eps): the mean over the
 R independent runs (different instances and random streams) of (1/K) sum_{k<K} ||grad Phi(x_k)||^2, read from the
 exact hypergradient between iterations (``common.scorer``).
@@ -43,6 +47,7 @@ from bilevelbench.algorithms.oracle import CountedOracle
 from bilevelbench.bounds import modern as bm
 from bilevelbench.bounds.costs import cumulative, step_costs
 
+from ..sweep import point_seed
 from . import Arm, Experiment, Key, Row, register_experiment
 from .common import cast_of, make, run_role, start_at_gap
 from .stochastic_common import region_point
@@ -79,6 +84,14 @@ EPS = {
     "amigo": {"quick": {"eps": (0.1, 0.04), "R": 16, "cap": 1500},
               "full": {"eps": (0.1, 0.05), "R": 32, "cap": 3000}},
 }
+
+
+def shared_seed(env, R: int, fam: dict | None = None) -> int:
+    """The seed of the rate instances and of the runs' random streams: the same at every grid point of a sweep (and
+    in every arm of a comparison), derived from the base seed and the instance's description only. Common random
+    numbers: the runs at two grid points differ only by the grid's variable, so the fits see the variable's effect,
+    not a fresh draw of instances per point, and the judges bootstrap the runs paired across points."""
+    return point_seed(env.seed, "modern-stochastic/rate-instances", {"R": R, "family": {**RATE_FAMILY, **(fam or {})}})
 
 
 def rate_problem(env, seed: int, R: int, fam: dict | None = None):
@@ -122,7 +135,7 @@ class EnumRow(Row):
     cond_v: float
     bias_measured: float
     bias_exact: float
-    err_bias: float
+    bias_scale: float
     bound_family: float
     bound_point: float
     C: float
@@ -176,13 +189,13 @@ def _enum_measure(key: EnumKey, env, seed: int) -> list[EnumRow]:
         Eh = gx_mean - torch.einsum("rij,rj->ri", J, Ev)
         bias_meas = (Eh - gbar).norm(dim=-1)
         bias_ex = bm.bias_exact(H, J, gy_mean, eta, b).norm(dim=-1)
-        err_bias = (bias_meas - bias_ex).abs() / (Jn * target.norm(dim=-1))
+        scale = Jn * target.norm(dim=-1)  # the size of the terms whose difference is the bias
         for r in range(R):
             Cp, Jp = float(gy_mean[r].norm()), float(Jn[r])
             rows.append(EnumRow(
                 instance=r, b=b, n=key.n, m=key.m, terms=terms, d=key.dim, eta=eta, mu=c.mu, L_sample=Ls,
                 err_v=float(err_v[r]), cond_v=float(cond[r]), bias_measured=float(bias_meas[r]),
-                bias_exact=float(bias_ex[r]), err_bias=float(err_bias[r]),
+                bias_exact=float(bias_ex[r]), bias_scale=float(scale[r]),
                 bound_family=bm.bias_bound(C_gxy, C, c.mu, Ls, b), bound_point=bm.bias_bound(Jp, Cp, c.mu, Ls, b),
                 C=C, C_gxy=C_gxy, C_point=Cp, C_gxy_point=Jp, inside=bool(inside[r])))
     return rows
@@ -222,8 +235,12 @@ class HorizonRow(Row):
     last: float
     samples_f: float
     samples_g: float
+    gc_f: float
+    gc_g: float
     struct_samples_f: float
     struct_samples_g: float
+    struct_gc_f: float
+    struct_gc_g: float
     b: int
     x_step: float
     diverged_at: int
@@ -233,6 +250,7 @@ class HorizonRow(Row):
 def _horizon_measure(key: HorizonKey, env, seed: int) -> list[HorizonRow]:
     from bilevelbench.algorithms.stochastic import neumann_terms
 
+    seed = shared_seed(env, key.R, key.family)
     p = rate_problem(env, seed, key.R, key.family)
     x0 = start_at_gap(p, key.gap, seed=seed)
     cast = cast_of(env)
@@ -242,15 +260,15 @@ def _horizon_measure(key: HorizonKey, env, seed: int) -> list[HorizonRow]:
     g = trace.metrics["grad_phi_sq"].numpy()  # (K + 1, R): records 0..K
     n = g.shape[0] - 1
     avg = g[:K].mean(0) if n == K else np.full(g.shape[1], math.inf)  # a diverged run is frozen, never averaged
-    sf, sg = trace.per_instance("samples_f").numpy()[-1], trace.per_instance("samples_g").numpy()[-1]
+    own = {k: trace.per_instance(k).numpy()[-1] for k in ("samples_f", "samples_g", "gc_f", "gc_g")}
     params = trace.params
     struct = cumulative(key.role, params, K, horizon=K)
     b = neumann_terms(params, K)
     x_step = params["beta"] / math.sqrt(K) if key.role == "bsa" else params["beta"] * K ** (-params["exp_x"])
     name = cast.algorithm(key.role).name
     return [HorizonRow(instance=r, horizon=K, algorithm=name, avg=float(avg[r]), last=float(g[-1, r]),
-                       samples_f=float(sf[r]), samples_g=float(sg[r]), struct_samples_f=struct["samples_f"],
-                       struct_samples_g=struct["samples_g"], b=int(b), x_step=float(x_step),
+                       **{k: float(v[r]) for k, v in own.items()},
+                       **{f"struct_{k}": struct[k] for k in own}, b=int(b), x_step=float(x_step),
                        diverged_at=int(trace.diverged_at[r]), outside_theory="; ".join(trace.outside_theory))
             for r in range(g.shape[1])]
 
@@ -331,6 +349,7 @@ def first_hit(curve: np.ndarray, eps: float) -> int:
 
 
 def _eps_measure(key: EpsKey, env, seed: int) -> list[EpsRow]:
+    seed = shared_seed(env, key.R, key.family)
     p = rate_problem(env, seed, key.R, key.family)
     x0 = start_at_gap(p, key.gap, seed=seed)
     cast = cast_of(env, key.audited)
