@@ -105,7 +105,7 @@ register_claim(Claim(
           "per-sample Hessians differ in every direction but the mu one), L_g = L_s (the per-sample curvature, "
           "1.66 L here); the audited component neumann.randomized called as BSA calls it, on grad_y F(x, y; xi_j), "
           "with p rotated over the instances and factors = b - 1; its exact expectation by enumeration over every "
-          "upper sample, every sequence of b - 1 single Hessian samples and every p (b = 1..5 quick, 1..7 full; "
+          "upper sample, every sequence of b - 1 single Hessian samples and every p (b = 1..5 quick, 1..6 full; "
           "1215 terms at b = 5), against the closed form; tolerance: the float64 round-off of the enumerated sum "
           "and of the closed form (no Monte Carlo)",
     experiments=(NEUMANN,), judge=_judge_estimator, bounds=("bsa18.neumann.mean",)))
@@ -268,6 +268,17 @@ def _counts_part(cid, last: dict[str, tuple[np.ndarray, np.ndarray]], what: str)
         return Verdict(id=cid, verdict="violated", reason=f"{what}: " + "; ".join(low))
     return Verdict(id=cid, verdict="holds", reason=f"{what}: every run's {', '.join(last)} at least what its "
                    "parameters spend (bounds.costs)")
+
+
+#: a fitted exponent this far below the bound's (its whole interval) is reported as the bound not being tight here
+LOOSE = 0.3
+
+
+def _loose(v: Verdict, why: str) -> Verdict:
+    """Add to a consistent exponent verdict that the bound is not tight on this instance, and why."""
+    if v.verdict == "consistent" and math.isfinite(v.ci_high) and v.ci_high < v.predicted - LOOSE:
+        v.reason += f" The measured growth is well below the bound's on this instance: {why}."
+    return v
 
 
 def _samples_parts(cid, df, predicted: dict, tol: dict, algorithm: str):
@@ -447,8 +458,11 @@ def _judge_eps_rate(cid, frames, name, role, bound_name) -> Verdict:
         ys = [k[1] for k in ks]
         struct = _slope(np.array(xs), np.array([pt[f"struct_{col}"][k[0] - 1, 0] for pt, k in zip(points, ks,
                                                                                                     strict=True)]))
-        parts[col] = judge_scaling(cid, p, fit, f"{col} to E||grad Phi||^2 <= eps against 1/eps", tol=tol,
-                                   structural=struct, structural_tol=0.05)
+        parts[col] = _loose(judge_scaling(cid, p, fit, f"{col} to E||grad Phi||^2 <= eps against 1/eps", tol=tol,
+                                          structural=struct, structural_tol=0.05),
+                            "at these eps the iterations to eps grow as 1/eps (the gradient's deterministic decrease "
+                            "has ended and (1/K) sum_k ||grad Phi(x_k)||^2 falls as 1/K), faster than the rate the "
+                            "theorem guarantees where noise dominates")
         cens = [k[2] for k in ks]
         if any(cens):
             parts[col].reason += (f" ({sum(cens)} of {len(cens)} points did not reach eps: their counts are the cap's, "
@@ -498,7 +512,8 @@ register_claim(Claim(
           "ceil(eps^-1/2) outer steps, SARAH steps on batches S2 = ceil(eps^-1/2) with the same samples at both "
           "points, constant steps, Q = ceil(kappa ln(1/eps))) but m = 3 inner steps for every eps: with K = "
           "Theta(1/eps) outer steps, the samples K (S1/q + m S2) are O(eps^-1.5) only if m does not grow with "
-          "1/eps, while the preset's m = q ~ eps^-1/2 [M] would make them grow as eps^-2 by their own count; one "
+          "1/eps, while the preset's m = q ~ eps^-1/2 [M] would make them grow as eps^-2 by their own count (the "
+          "public benchmark's VRBO also keeps its n_inner_steps = 10 fixed [C]); one "
           "point per eps (quick 0.4, 0.2, 0.1; full down to 0.025), 16 (32) runs until the mean criterion meets eps "
           "or the cap (>= 3x the need); fit against 1/eps with a bootstrap over runs, structural counts as the lower "
           "side",

@@ -71,7 +71,7 @@ AMIGO_COLD = "eps/amigo/restarted"
 
 #: enumeration sizes: n lower samples, m upper samples, the b grid, R instances (points x)
 ENUM = {"quick": {"n": 3, "m": 3, "bs": (1, 2, 3, 4, 5), "R": 4},
-        "full": {"n": 3, "m": 3, "bs": (1, 2, 3, 4, 5, 6, 7), "R": 8}}
+        "full": {"n": 3, "m": 3, "bs": (1, 2, 3, 4, 5, 6), "R": 8}}
 #: horizon grids (x2 steps) and runs per horizon
 HORIZONS = {"quick": {"Ks": (16, 32, 64, 128, 256), "R": 16},
             "full": {"Ks": (16, 32, 64, 128, 256, 512, 1024), "R": 32}}
@@ -208,7 +208,7 @@ register_experiment(Experiment(
     arms=(Arm("neumann.randomized", family=FAMILY, label="randomized truncated Neumann product (audited)"),),
     summary="the randomized truncated Neumann estimator (component neumann.randomized, audited) by exact enumeration: "
             "finite-sum-quadratic (dim 3, kappa 2, noise 1 at both levels, n = 3 lower and m = 3 upper samples), "
-            "eta = 1/L_s (per-sample curvature), b = 1..5 (quick) or 1..7 (full), every upper sample, every sequence "
+            "eta = 1/L_s (per-sample curvature), b = 1..5 (quick) or 1..6 (full), every upper sample, every sequence "
             "of single Hessian samples and every p in {0..b-1}; at a random point (x, y) of the constants' ball (0.2 "
             "of its radius); R = 4 (quick) or 8 (full) instances, the same for every b"))
 
