@@ -32,6 +32,8 @@ UNCLAIMED = {
     "ba": "BA appears only as icml21.warm-start's increasing-D baseline, which stays the paper's algorithm",
     "meta-aid-bio": "ICML 2021 states Theorem 4 for ITD-BiO; AID with task sampling is 'similarly derived', "
                     "with no statement the catalogue lists",
+    "fsla": "no claim of claims-modern.md is about FSLA (its rate is graded [M] in the notes); the solver is "
+            "registered and benchmarked, not verified",
 }
 
 
