@@ -75,11 +75,11 @@ def _judge_lemma2(frames, env) -> Verdict:
              + ". On logistic-lower (tau, rho > 0) the measured sup is orders of magnitude below either form, so the "
                "tau M^2/mu vs tau M/mu discrepancy cannot show there; on the quadratic (tau = rho = 0, both forms "
                "equal) the exact constant is within a small factor of eq. (11).")
-    figure = spec("semilogy", f"{cid}: Lipschitz constant of grad Phi", "configuration index", "Lipschitz constant", [
+    figure = spec("semilogy", f"{cid}: Lipschitz constant of grad Phi", "configuration", "Lipschitz constant", [
         series("measured sup", range(len(per)), per["sup"]),
         series("exact (affine grad Phi)", range(len(per)), per["exact"]),
-        series("eq. (11) printed", range(len(per)), per["printed"], style="bound"),
-        series("re-derived", range(len(per)), per["rederived"], style="bound")])
+        series("bound: eq. (11) as printed (judged)", range(len(per)), per["printed"], style="bound"),
+        series("bound: re-derived, tau M/mu (reported)", range(len(per)), per["rederived"], style="bound")])
     figure["xticklabels"] = list(per.index)
     return combine(cid, parts, headline="bound", reason=text,
                    details={"figure": figure, "rederived_worst_ratio": re})

@@ -20,7 +20,7 @@ import bilevelbench.bounds as bd
 from bilevelbench.bounds.tables import kappa_exponents, row_names
 
 from ..experiments import stochastic as st
-from ..figures import series, spec
+from ..figures import centred_intercept, fit_line, series, spec
 from ..judging import (
     SEVERITY,
     Verdict,
@@ -433,9 +433,16 @@ def _judge_floor(frames, env) -> Verdict:
             v.reason += " The floor grows with the batch size."
         parts[param] = v
         m = g.groupby("value")["floor"].mean().reset_index()
-        figs.append(spec("semilogy" if param == "Q" else "loglog", f"{cid}: floor against {param}", param,
+        kind = "semilogy" if param == "Q" else "loglog"
+        # the judged slope (fitted within instance) drawn through the means' centre, the predicted one with it
+        what_slope = "slope of log floor in Q" if param == "Q" else f"log-log slope in {param}"
+        fl = fit_line(f"fit (within instance): {what_slope} {fit.slope:.3g} [{fit.low:.3g}, {fit.high:.3g}]", fit,
+                      (m["value"].min(), m["value"].max()), pred, algorithm="stocbio",
+                      intercept=centred_intercept(kind, fit.slope, m["value"], m["floor"]))
+        figs.append(spec(kind, f"{cid}: floor against {param}", param + (" (Neumann terms)" if param == "Q" else
+                                                                          " (batch size)"),
                          "mean ||grad Phi||^2 at stationarity",
-                         [series("stocBiO", m["value"], m["floor"], algorithm="stocbio")]))
+                         [series("stocBiO (mean over instances)", m["value"], m["floor"], algorithm="stocbio")], [fl]))
     div = _diverged(cid, df, "param", "stocBiO from a stationary point")
     if div is not None:
         parts["convergence"] = div
@@ -482,9 +489,18 @@ def _judge_thm4(frames, env) -> Verdict:
     div = _diverged(cid, df.assign(value=df["tasks"]), "tasks", "ITD-BiO with task sampling from a stationary point")
     if div is not None:
         parts["convergence"] = div
-    m = ok.groupby("tasks")["floor"].agg(["mean", "min", "max"]).reset_index()
-    fig = spec("loglog", f"{cid}: floor against the task batch", "|B|", "mean ||grad Phi||^2 at stationarity",
-               [series("meta ITD-BiO", m["tasks"], m["mean"], ylow=m["min"], yhigh=m["max"], algorithm="meta-itd-bio")])
+    # one colour per kappa of the sweep (the fit is within instance, so its line is drawn through the means'
+    # centre; the predicted slope from the same point)
+    series_, fits = [], []
+    for k, gk in ok.groupby("kappa"):
+        m = gk.groupby("tasks")["floor"].agg(["mean", "min", "max"]).reset_index()
+        series_.append(series(f"meta ITD-BiO, kappa {k:.3g} (mean, min-max over instances)", m["tasks"], m["mean"],
+                              ylow=m["min"], yhigh=m["max"], group=f"kappa {k:.3g}"))
+        fits.append(fit_line(f"fit (within instance): slope {fit.slope:.2f} [{fit.low:.2f}, {fit.high:.2f}]", fit,
+                             (m["tasks"].min(), m["tasks"].max()), pred, group=f"kappa {k:.3g}",
+                             intercept=centred_intercept("loglog", fit.slope, m["tasks"], m["mean"])))
+    fig = spec("loglog", f"{cid}: floor against the task batch", "|B| (tasks per batch)",
+               "mean ||grad Phi||^2 at stationarity", series_, fits)
     return combine(cid, parts, headline="scaling", details={"figure": fig})
 
 
@@ -562,9 +578,14 @@ def _judge_table2(frames, env) -> Verdict:
                       "preset, BSA's and TTSA's step constants are our choices): at one moderate (eps, kappa) the "
                       "constants decide the order, so this point neither supports nor contradicts the table.")
     parts = {"comparison": cmp, **parts}
-    fig = spec("linear", f"{cid}: samples to eps", "algorithm index", "samples (F + G) to eps",
-               [series(a, [i], [v["mean"]], ylow=[v["low"]], yhigh=[v["high"]], algorithm=a)
+    # one category per arm; an arm with runs that did not reach eps has a mean that is a lower bound: drawn
+    # censored (its interval is then not one of the samples to eps, so none is drawn)
+    fig = spec("linear", f"{cid}: samples to eps (mean over runs, 99% interval)", "algorithm (role)",
+               "samples of F and G to eps (count)",
+               [series(f"{a} ({v['reached']}/{v['runs']} runs reached eps)", [i], [v["mean"]], ylow=[v["low"]],
+                       yhigh=[v["high"]], algorithm=a, censored=[v["censored"]])
                 for i, (a, v) in enumerate(stats.items())])
+    fig["xticklabels"] = list(stats)
     return combine(cid, parts, headline="comparison", details={"figure": fig, "stats": stats})
 
 
