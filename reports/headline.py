@@ -2,8 +2,10 @@
 
 (a) :func:`exponent_chart`: for every scaling claim and every counted quantity, the fitted exponent with its
     95% interval (coloured by the claim's verdict), the paper's exponent and the instance-implied one,
-    grouped by paper.
-(b) :func:`rate_figures`: oracle counts to eps against kappa on log-log axes, every algorithm of a setting
+    grouped by paper; each row names the variable its exponent is fitted against (kappa, 1/eps, nu, lambda,
+    K, ...: an exponent's entry says it as ``over``, else its claim's details do).
+(b) :func:`rate_figures`: oracle counts to eps against kappa on log-log axes (the exponents fitted over kappa
+    only), every algorithm of a setting
     (deterministic; stochastic) on one figure per count kind, each with its fitted line and the paper's
     slope drawn from the same anchor (the fit's geometric centre). Runs that did not reach eps are drawn as
     censored points (lower bounds).
@@ -24,7 +26,8 @@ from matplotlib.figure import Figure
 
 from .style import CENSORED, MARKERS, NEUTRAL, VERDICT_COLOURS, colour, styled
 
-__all__ = ["exponent_rows", "exponent_chart", "rate_points", "rate_figures", "verdict_matrix", "KIND_LABELS"]
+__all__ = ["exponent_rows", "row_label", "exponent_chart", "kappa_exponents", "rate_points", "rate_figures",
+           "verdict_matrix", "KIND_LABELS"]
 
 KIND_LABELS = {"gc_f": "Gc(f): gradients of f", "gc_g": "Gc(g): gradients of g", "jv": "JV: Jacobian-vector products",
                "hv": "HV: Hessian-vector products", "mv": "MV = JV + HV", "gc": "Gc = Gc(f) + Gc(g)"}
@@ -41,18 +44,26 @@ def _finite(x) -> float:
 
 def exponent_rows(model) -> pd.DataFrame:
     """One row per (scaling claim, counted quantity) with a fitted exponent: paper, claim, verdict, kind,
-    exponent_paper, exponent_fit, fit_low, fit_high, exponent_instance, experiment."""
+    over (the swept variable), exponent_paper, exponent_fit, fit_low, fit_high, exponent_instance,
+    experiment."""
     rows = []
     for r in model["claims"]:
-        exps = (r.get("details") or {}).get("exponents") or {}
-        for kind, e in exps.items():
+        details = r.get("details") or {}
+        for kind, e in (details.get("exponents") or {}).items():
             ci = e.get("ci") or [math.nan, math.nan]
             rows.append({"paper": r["paper"], "claim": r["id"], "verdict": r["verdict"], "kind": kind,
+                         "over": str(e.get("over") or details.get("over") or ""),
                          "exponent_paper": _finite(e.get("predicted")), "exponent_fit": _finite(e.get("fitted")),
                          "fit_low": _finite(ci[0]), "fit_high": _finite(ci[1]),
                          "exponent_instance": _finite(e.get("instance")),
-                         "experiment": (r.get("details") or {}).get("experiment")})
+                         "experiment": details.get("experiment")})
     return pd.DataFrame(rows)
+
+
+def row_label(r) -> str:
+    """'claim: quantity vs variable' (the variable left out where the quantity's name already says it)."""
+    kind, over = str(r["kind"]), str(r["over"])
+    return f"{r['claim']}: {kind}" + (f" vs {over}" if over and " vs " not in kind else "")
 
 
 @styled
@@ -77,7 +88,7 @@ def exponent_chart(model) -> Figure | None:
             hi = r["fit_high"] - r["exponent_fit"] if math.isfinite(r["fit_high"]) else 0.0
             ax.errorbar([r["exponent_fit"]], [y], xerr=[[max(lo, 0)], [max(hi, 0)]], fmt="o", color=col,
                         markersize=4, capsize=2, label=lab)
-        labels.append(f"{r['claim']}: {r['kind']}")
+        labels.append(row_label(r))
     ax.scatter(df["exponent_paper"], ys, marker="D", facecolor="none", edgecolor=NEUTRAL, s=28, label="paper")
     inst = df["exponent_instance"].to_numpy(dtype=float)
     ok = np.isfinite(inst)
@@ -88,8 +99,8 @@ def exponent_chart(model) -> Figure | None:
     for i in range(1, n):
         if papers[i] != papers[i - 1]:
             ax.axhline(ys[i] + 0.5, color="#999999", linewidth=0.6)
-    ax.set_xlabel("exponent of kappa in the count to eps (count ~ kappa^exponent)")
-    ax.set_title("Scaling claims: fitted kappa exponents (95% CI) against the papers' and the instances'")
+    ax.set_xlabel("fitted exponent p (quantity ~ x^p, x the swept variable each row names after 'vs')")
+    ax.set_title("Scaling claims: fitted exponents (95% CI) against the papers' and the instances'")
     ax.set_ylim(-0.7, n - 0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return fig
@@ -99,18 +110,27 @@ def rate_points(model) -> pd.DataFrame:
     """The rows of results.parquet behind figure (b): runs of the rate sweeps judged by a scaling claim over
     kappa, with the setting (deterministic / stochastic) and the paper's exponent per count kind."""
     res = model["results"]
-    ex = exponent_rows(model)
+    ex = kappa_exponents(model)
     if res.empty or ex.empty or not RATE_COLUMNS <= set(res.columns):
         return pd.DataFrame()
-    used = ex.dropna(subset=["experiment"])
-    rows = res[res["experiment"].isin(set(used["experiment"]))].copy()
+    rows = res[res["experiment"].isin(set(ex["experiment"]))].copy()
     if rows.empty:
         return rows
     rows["setting"] = np.where(rows["family"].astype(str).str.startswith("stochastic"), "stochastic",
                                "deterministic")
-    rows["K"] = pd.to_numeric(rows["K"], errors="coerce")
-    rows["kappa"] = pd.to_numeric(rows["kappa"], errors="coerce")
+    # results.parquet stores a column that is empty in some experiments as text: counts are numbers here
+    numeric = {"K", "kappa", "steps_run", *ex["kind"], *(f"per_step_{k}" for k in ex["kind"])}
+    for col in numeric & set(rows.columns):
+        rows[col] = pd.to_numeric(rows[col], errors="coerce")
     return rows
+
+
+def kappa_exponents(model) -> pd.DataFrame:
+    """The exponent rows fitted over kappa from a rate sweep (figure (b)'s subjects)."""
+    ex = exponent_rows(model)
+    if ex.empty:
+        return ex
+    return ex[(ex["over"] == "kappa") & ex["experiment"].notna() & ex["kind"].isin(KIND_LABELS)]
 
 
 def _line_label(df: pd.DataFrame) -> str:
@@ -125,7 +145,7 @@ def rate_figures(model) -> list[tuple[str, Figure]]:
     pts = rate_points(model)
     if pts.empty:
         return []
-    ex = exponent_rows(model).dropna(subset=["experiment"])
+    ex = kappa_exponents(model)
     out = []
     for setting in ("deterministic", "stochastic"):
         sub = pts[pts["setting"] == setting]

@@ -127,9 +127,10 @@ def _draw_claims(model, figdir: Path, svg: bool, dpi: int) -> list[Path]:
 
 
 HEADLINE_CAPTIONS = {
-    "headline-exponents": "(a) every scaling claim and counted quantity: fitted kappa exponent with its 95% interval "
-                          "(colour: the claim's verdict), the paper's exponent (diamond) and the exponent the "
-                          "instance's own constants imply (bar)",
+    "headline-exponents": "(a) every scaling claim and counted quantity: the exponent fitted against the variable the "
+                          "row names (kappa, 1/eps, nu, lambda, K, ...) with its 95% interval (colour: the claim's "
+                          "verdict), the paper's exponent (diamond) and the exponent the instance's own constants "
+                          "imply (bar)",
     "headline-verdicts": "(c) the verdict of every claim (the table below links to each)",
 }
 

@@ -248,7 +248,7 @@ def _judge_cor6(frames, env) -> Verdict:
         cid, kappa_exponent(COR6_ROW), fit, "measured floor vs kappa against the error term M^2 L^2/(alpha mu^3) "
         "(Corollary 6's kappa^3 at fixed M, alpha = 1/(2NL)); tolerance: local slope of the floor's Theta(1) factor "
         "(1 - 1/kappa)(1 - alpha mu)^(2N)", tol=theta_tol,
-        note="(The tolerance is that Theta(1) factor's slope, not an O~ log factor.)")
+        tol_from="the local slope of the floor's Theta(1) factor (1 - 1/kappa)(1 - alpha mu)^(2N), no O~ log factor")
     upper_c1 = float(df["max_avg_over_bound"].max())
     up = judge_upper(cid, 1.0, upper_c1, upper_c1, upper_c1, "max over K of the average / [kappa^3/K + M^2 L^2/"
                      "(alpha mu^3)] with the O(.)'s hidden constant set to 1")
@@ -334,9 +334,8 @@ def _two_sided(cid, predicted, slope, what, tol, why="the round-off bound of the
     """An exponent that is exact (Theta on both sides): consistent unless it leaves predicted +- tol (``why``
     says where the tolerance comes from; here it is no O~ log factor)."""
     fit = Fit(slope, slope, slope, math.nan, 0)
-    note = f"(The tolerance is {why}.)"
-    hi = judge_scaling(cid, predicted, fit, what, upper=True, tol=tol, note=note)
-    lo = judge_scaling(cid, predicted, fit, what, upper=False, tol=tol, note=note)
+    hi = judge_scaling(cid, predicted, fit, what, upper=True, tol=tol, tol_from=why)
+    lo = judge_scaling(cid, predicted, fit, what, upper=False, tol=tol, tol_from=why)
     return hi if hi.verdict == "violated" else lo
 
 
