@@ -337,6 +337,8 @@ def _judge_thm3_rates(frames, env) -> Verdict:
                         "sizes follow the mean kappa (preset default), tau = rho = 0 here. Against the mean kappa "
                         "(not judged): " + ", ".join(f"{k} {e['fitted']:.3g} [{e['ci'][0]:.3g}, {e['ci'][1]:.3g}]"
                                                     for k, e in by_mean.details["exponents"].items()) + ")")
+    for e in rates.details["exponents"].values():  # the report's headline: fitted against kappa_s, not kappa
+        e.update(over="kappa_s", column="kappa_s")
     parts = {"rates": rates, "counts": judge_counts(cid, df, list(pred), "stocBiO")}
     return combine(cid, parts, headline="rates", details={k: v for k, v in rates.details.items()})
 
