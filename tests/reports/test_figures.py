@@ -32,11 +32,23 @@ QUICK_HTML_BUDGET = 1.5e6 / 1.15
 
 @pytest.fixture(scope="module")
 def quick(run_quick, tmp_path_factory):
-    """The quick run of every claim, written as verify writes it and loaded as the report loads it."""
+    """The quick run of every claim, written as verify writes it, loaded as the report loads it, and its
+    report rendered once (PNG only, as the HTML embeds): the figures the renderer drew are kept for the
+    artist checks, so no figure is drawn twice."""
     verdicts, results = run_quick([c.id for c in all_claims()])
     out = tmp_path_factory.mktemp("quick-report")
     write_outputs(out, verdicts, results, Env(profile="quick"), elapsed=0.0, coverage={})
-    return {"out": out, "verdicts": verdicts, "model": render.load(out)}
+    drawn = []
+
+    def recording(spec, cid, _draw=plots.draw_spec):
+        fig = _draw(spec, cid)
+        drawn.append((cid, spec, fig))
+        return fig
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots, "draw_spec", recording)
+        render.render(out, svg=False)
+    return {"out": out, "verdicts": verdicts, "model": render.load(out), "drawn": drawn}
 
 
 def _specs(quick):
@@ -49,13 +61,20 @@ def _specs(quick):
 
 
 def _flat(text: str) -> str:
-    return " ".join(str(text).split())
+    """Text without its line breaks: wrapped labels compare equal to their spec (a wrap may split at a hyphen)."""
+    return "".join(str(text).split())
 
 
-def _data_lines(ax) -> list[Line2D]:
-    """The Line2D artists that draw data: every line but an error bar's caps."""
-    caps = {id(c) for cont in ax.containers if isinstance(cont, ErrorbarContainer) for c in cont.lines[1]}
-    return [ln for ln in ax.lines if id(ln) not in caps and len(ln.get_xdata()) > 0]
+def _data_lines(ax) -> list[tuple[Line2D, str]]:
+    """The Line2D artists that draw data, with their labels: every line but an error bar's caps; an error
+    bar's data line is labelled by its container (matplotlib puts the legend label there)."""
+    caps, owner = set(), {}
+    for cont in ax.containers:
+        if isinstance(cont, ErrorbarContainer):
+            caps |= {id(c) for c in cont.lines[1]}
+            owner[id(cont.lines[0])] = cont.get_label()
+    return [(ln, owner.get(id(ln), ln.get_label())) for ln in ax.lines
+            if id(ln) not in caps and len(ln.get_xdata()) > 0]
 
 
 def _legend_texts(ax) -> set[str]:
@@ -76,16 +95,18 @@ def _visible(kind, x, y):
 def test_every_figure_of_a_quick_run_is_honest(quick):
     specs = _specs(quick)
     assert len(specs) > 60, "the quick run should draw a figure for most claims"
+    # the renderer drew exactly the stored specs (a spec it could not draw would be missing here)
+    assert [(cid, spec) for cid, spec, _ in quick["drawn"]] == [(cid, spec) for cid, _, spec in specs]
     problems = []
-    for cid, n, spec in specs:
+    seen: dict[str, int] = {}
+    for cid, spec, fig in quick["drawn"]:
+        seen[cid] = n = seen.get(cid, 0) + 1
         where = f"{cid} figure {n}"
-        fig = plots.draw_spec(spec, cid)
         ax = fig.axes[0]
         lines = _data_lines(ax)
         legend = _legend_texts(ax)
         # every line that draws data has a label of its own, and the legend shows it
-        for ln in lines:
-            lab = ln.get_label()
+        for _ln, lab in lines:
             if lab.startswith("_"):
                 problems.append(f"{where}: a data line without a label ({lab})")
             elif _flat(lab) not in legend:
@@ -100,7 +121,7 @@ def test_every_figure_of_a_quick_run_is_honest(quick):
                                          [np.nan if v is None else v for v in s["y"]])).sum())
             if not shown:
                 continue
-            match = [ln for ln in lines if ln.get_label().startswith(s["label"]) and "censored" in ln.get_label()]
+            match = [ln for ln, lab in lines if lab.startswith(s["label"]) and "censored" in lab]
             if len(match) != 1:
                 problems.append(f"{where}: series {s['label']!r} has {shown} censored points but no censored artist")
                 continue
@@ -120,7 +141,7 @@ def test_every_figure_of_a_quick_run_is_honest(quick):
         for s in series:
             if s.get("style") != "bound":
                 continue
-            ln = next((x for x in lines if x.get_label() == s["label"]), None)
+            ln = next((x for x, lab in lines if lab == s["label"]), None)
             if ln is None:
                 continue
             # custom dash tuples all report linestyle '--': the dash pattern tells them apart
@@ -131,7 +152,7 @@ def test_every_figure_of_a_quick_run_is_honest(quick):
         # every finite fit is drawn
         drawable = [f for f in spec.get("fits") or [] if all(
             f.get(k) is not None and math.isfinite(f[k]) for k in ("slope", "intercept")) and f.get("x")]
-        fit_lines = [ln for ln in lines if ln.get_linestyle() in ("-", ":") and len(ln.get_xdata()) == 50]
+        fit_lines = [ln for ln, _ in lines if ln.get_linestyle() in ("-", ":") and len(ln.get_xdata()) == 50]
         if len(fit_lines) < len(drawable):
             problems.append(f"{where}: {len(drawable)} fits in the spec, {len(fit_lines)} drawn")
     assert not problems, "\n".join(problems)
@@ -222,7 +243,6 @@ def _kind(d: pd.DataFrame, kind: str) -> pd.Series:
 
 
 def test_quick_report_html_stays_within_its_budget(quick):
-    render.render(quick["out"], svg=False)
     html = (quick["out"] / "report.html").read_bytes()
     figures = {p.name: p.stat().st_size for p in (quick["out"] / "figures").glob("*.png")}
     biggest = sorted(figures.items(), key=lambda kv: -kv[1])[:5]
