@@ -158,7 +158,9 @@ def _grid_ticks(ax, series: list[dict]):
     xs = np.unique(np.concatenate([_arr(s.get("x")) for s in series if s.get("style", "points") == "points"]
                                   or [np.empty(0)]))
     xs = xs[np.isfinite(xs) & (xs > 0)]
-    if 2 <= xs.size <= 10 and xs.max() / xs.min() < 1e3 and (np.diff(np.log(xs)) > math.log(1.3)).all():
+    span = math.log(xs.max() / xs.min()) if xs.size else 0.0
+    # labels crowd when two grid values are closer than 8% of the axis' logarithmic span
+    if 2 <= xs.size <= 10 and 1.0 < xs.max() / xs.min() < 1e3 and (np.diff(np.log(xs)) > 0.08 * span).all():
         ax.xaxis.set_major_locator(ticker.FixedLocator(xs))
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(_plain))
         ax.xaxis.set_minor_locator(ticker.NullLocator())

@@ -165,14 +165,15 @@ def estimator_figures(cid: str, df, what: str, spectral: bool = False) -> list[d
     for (B, nf), g0 in df.groupby(["B", "noise_f"]):
         g = g0.groupby("Q").max(numeric_only=True).reset_index()
         at = f"B = {B:g}, noise_f = {nf:g}"
-        bias += [series(f"bias (MC), {at}", g["Q"], g["bias_mc"]),
-                 series(f"bias (exact), {at}", g["Q"], g["bias_exact"], style="line"),
-                 series(f"paper's bound, {at}", g["Q"], g["bias_bound"], style="bound")]
-        mse += [series(f"MSE (MC{', Frobenius' if spectral else ''}), {at}", g["Q"], g["mse_mc"]),
-                series(f"MSE (exact), {at}", g["Q"], g["mse_exact"], style="line"),
-                series(f"paper's bound, {at}", g["Q"], g["mse_bound"], style="bound")]
+        # one colour per (B, noise_f); the paper's bound in that colour, one line style for it
+        bias += [series(f"bias (MC), {at}", g["Q"], g["bias_mc"], group=at),
+                 series(f"bias (exact), {at}", g["Q"], g["bias_exact"], style="line", group=at),
+                 series(f"paper's bound, {at}", g["Q"], g["bias_bound"], style="bound", group=at, bound="paper")]
+        mse += [series(f"MSE (MC{', Frobenius' if spectral else ''}), {at}", g["Q"], g["mse_mc"], group=at),
+                series(f"MSE (exact), {at}", g["Q"], g["mse_exact"], style="line", group=at),
+                series(f"paper's bound, {at}", g["Q"], g["mse_bound"], style="bound", group=at, bound="paper")]
         if spectral:
-            mse.append(series(f"MSE (MC, spectral), {at}", g["Q"], g["mse_spec_mc"]))
+            mse.append(series(f"MSE (MC, spectral), {at}", g["Q"], g["mse_spec_mc"], group=at))
     return [spec("semilogy", f"{cid}: bias of {what} against Q", "Q", "||E u - u*||", bias),
             spec("semilogy", f"{cid}: MSE of {what} against Q", "Q", "E||u - u*||^2", mse)]
 
