@@ -167,8 +167,9 @@ def _grid_ticks(ax, series: list[dict]):
 
 
 def _plain(v, _=None) -> str:
-    """A grid value in plain digits: integers whole (1024, not 1.02e+03), others to 3 significant digits."""
-    return f"{v:.0f}" if v == round(v) and abs(v) < 1e7 else f"{v:.3g}"
+    """A grid value in plain digits: integers and values from 100 up whole (1024, 1290, not 1.02e+03), others to
+    3 significant digits."""
+    return f"{v:.0f}" if (v == round(v) or abs(v) >= 100) and abs(v) < 1e7 else f"{v:.3g}"
 
 
 def _integer_ticks(ax, series: list[dict]):
