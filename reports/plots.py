@@ -313,14 +313,18 @@ def reference_figure(results: pd.DataFrame) -> tuple[Figure | None, list[str]]:
     fig.subplots_adjust(left=0.07, right=0.81, bottom=0.13, top=0.88, wspace=0.06)
     axes = fig.subplots(1, 2, sharey=True)
     panels = (("mv", "matrix-vector products MV = JV + HV (count)"), ("gc_g", "Gc(g): gradients of g (count)"))
+    names = sorted(ok["algorithm"].unique())
+    # twenty algorithms on one figure: a colour each from a 20-colour map (their registry colours repeat)
+    cmap = matplotlib.colormaps["tab20"]
+    cols = {n: matplotlib.colors.to_hex(cmap(i % 20)) for i, n in enumerate(names)}
     for ax, (count, xlabel) in zip(axes, panels, strict=True):
-        for name in sorted(ok["algorithm"].unique()):
+        for name in names:
             rows = ok[ok["algorithm"] == name]
             g = rows.groupby("k").agg(x=(count, "mean"), y=("grad_phi_sq", "median"), lo=("grad_phi_sq", "min"),
                                       hi=("grad_phi_sq", "max")).reset_index().sort_values("k")
             g = g[(g["x"] > 0) & (g["lo"] > 0) & np.isfinite(g["hi"])]
             is_stoch = bool(stoch[rows.index].iloc[0])
-            col = colour(name)
+            col = cols[name]
             ax.plot(g["x"], g["y"], color=col, linestyle="--" if is_stoch else "-", linewidth=1.3,
                     label=f"{name}{' (stochastic)' if is_stoch else ''}")
             ax.fill_between(g["x"], g["lo"], g["hi"], color=col, alpha=0.12, linewidth=0)
@@ -330,7 +334,7 @@ def reference_figure(results: pd.DataFrame) -> tuple[Figure | None, list[str]]:
     axes[0].set_ylabel("||grad Phi(x_k)||^2 (median, band min-max)")
     first = ok.iloc[0]
     fams = ", ".join(sorted(ok["family"].astype(str).unique()))
-    fig.suptitle(f"reference curves: every algorithm with its default parameters ({fams}, kappa = "
+    fig.suptitle(f"reference curves: every algorithm under its theory preset ({fams}, kappa = "
                  f"{float(first['kappa']):g}, Phi(x0) - inf Phi = 1)", fontsize=9)
     axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     return fig, failures
