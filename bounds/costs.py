@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-__all__ = ["COSTS", "SAMPLE_AWARE", "step_costs", "cumulative"]
+__all__ = ["COSTS", "SAMPLE_AWARE", "step_costs", "cumulative", "randomized_sd"]
 
 
 def _const(k: np.ndarray, **costs: float) -> dict[str, np.ndarray]:
@@ -72,14 +72,21 @@ def _stocbio(params, k):
 
 
 def _neumann_terms(params, horizon: int) -> int:
+    """b of BSA/TTSA: the parameter, or ceil(c_b ln(K+1)/(eta mu)) (``algorithms.stochastic.neumann_terms``)."""
     if params.get("b") is not None:
         return int(params["b"])
-    return max(1, math.ceil(math.log(horizon + 1) / (params["eta"] * params["mu"]) - 1e-9))
+    return max(1, math.ceil(params.get("c_b", 1.0) * math.log(horizon + 1) / (params["eta"] * params["mu"]) - 1e-9))
 
 
 def _bsa(params, k, horizon):
-    inner = (np.ceil(np.sqrt(k + 1.0) - 1e-12) if params["schedule"] == "sqrt"
-             else np.full(k.shape, float(params["N"])))
+    """t_k as ``algorithms.stochastic.bsa_inner_steps``: 'sqrt' ceil(sqrt(k+1)), 'horizon' ceil(c_t sqrt(K)),
+    'constant' N."""
+    if params["schedule"] == "sqrt":
+        inner = np.ceil(np.sqrt(k + 1.0) - 1e-12)
+    elif params["schedule"] == "horizon":
+        inner = np.full(k.shape, float(max(1, math.ceil(params["c_t"] * math.sqrt(horizon) - 1e-12))))
+    else:
+        inner = np.full(k.shape, float(params["N"]))
     return randomized(params, k, _neumann_terms(params, horizon), inner)
 
 
@@ -271,3 +278,11 @@ def cumulative(role: str, params: Mapping, steps: int, horizon: int | None = Non
     """Total cost of outer steps 0..steps-1 (to have produced x_0..x_steps)."""
     costs = step_costs(role, params, np.arange(max(int(steps), 0)), horizon, n, m)
     return {kind: float(v.sum()) for kind, v in costs.items()}
+
+
+def randomized_sd(params: Mapping, steps: int, horizon: int | None = None) -> float:
+    """Standard deviation of the Hessian samples (HV) BSA or TTSA spend over outer steps 0..steps-1: each step
+    spends B p_k with p_k uniform on {0..b-1}, independent (Ghadimi and Wang 2018 Alg. 3), so the total has
+    variance steps B^2 (b^2 - 1)/12 around the expected cost of ``randomized`` (b as the run sets it)."""
+    b = _neumann_terms(params, horizon if horizon is not None else steps)
+    return float(params["B"]) * math.sqrt(max(int(steps), 0) * (b * b - 1) / 12.0)

@@ -21,6 +21,7 @@ __all__ = [
     "prop3_bias",
     "prop3_mse",
     "prop3_batch_sizes",
+    "prop3_min_B",
     "prop3_total_samples",
     "uniform_total_samples",
     "thm3_floor",
@@ -87,6 +88,17 @@ def prop3_batch_sizes(B, Q, eta, mu) -> list[float]:
     from .arxiv20 import prop4_batch_sizes
 
     return prop4_batch_sizes(B, Q, eta, mu)[::-1]
+
+
+@bound("icml21.prop3.B_min", "ICML Proposition 3 (hypothesis on B; arXiv Proposition 4 has the same)", "parameter",
+       "B >= 1/(Q (1 - eta mu)^(Q-1)), so that every batch B Q (1 - eta mu)^(j-1) has at least one sample")
+def prop3_min_B(Q, eta, mu) -> float:
+    """The smallest batch scale B Proposition 3 allows: 1/(Q (1 - eta mu)^(Q-1)) (its smallest batch, j = Q, is
+    then exactly one sample). Requires Q >= 1 and eta mu < 1."""
+    Q, eta, mu = count("Q", Q, minimum=1), pos("eta", eta), pos("mu", mu)
+    if eta * mu >= 1:
+        raise ValueError(f"eta must be < 1/mu = {1 / mu:.6g}, got {eta}")
+    return 1.0 / (Q * (1.0 - eta * mu) ** (Q - 1))
 
 
 @bound("icml21.prop3.samples", "ICML Proposition 3 (remark after eq. (8))", "exact",

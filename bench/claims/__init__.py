@@ -145,11 +145,7 @@ def register_claim(claim: Claim) -> Claim:
 
 
 def _load():
-    from importlib.util import find_spec
-
     for m in _MODULES:
-        if find_spec(f"{__name__}.{m}") is None:  # MIGRATION (issue 17): modules still being ported are skipped
-            continue
         import_module(f"{__name__}.{m}")
 
 

@@ -176,9 +176,5 @@ _MODULES = ("identities", "rates", "reference", "stochastic", "estimators", "arx
 
 
 def load() -> None:
-    from importlib.util import find_spec
-
     for m in _MODULES:
-        if find_spec(f"{__name__}.{m}") is None:  # MIGRATION (issue 17): modules still being ported are skipped
-            continue
         import_module(f"{__name__}.{m}")

@@ -22,14 +22,38 @@ __all__ = ["scorer", "complexity_to_eps", "start_at_gap", "make", "run_role", "c
 COUNT_KINDS = ("gc_f", "gc_g", "jv", "hv", "mv", "samples_f", "samples_g")
 
 
+def _truth(problem, x, y) -> dict:
+    out = {"grad_phi_sq": (problem._hypergradient(x) ** 2).sum(-1), "phi": problem._phi(x)}
+    if y is not None:
+        out["y_err_sq"] = ((y - problem._y_star(x)) ** 2).sum(-1)
+    return out
+
+
 def scorer(problem):
-    """Metrics of an iterate from the problem's exact truth: ||grad Phi(x)||^2, Phi(x), ||y - y*(x)||^2."""
+    """Metrics of an iterate from the problem's exact truth: ||grad Phi(x)||^2, Phi(x), ||y - y*(x)||^2.
+
+    An iterate the truth cannot be evaluated at (non-finite, or outside the region where the exact y*
+    exists: a failed Cholesky on a diverging run) scores NaN for its instance, so the run reads as
+    diverged, a result, never as an error of the experiment."""
 
     def score(x, y):
-        out = {"grad_phi_sq": (problem._hypergradient(x) ** 2).sum(-1), "phi": problem._phi(x)}
-        if y is not None:
-            out["y_err_sq"] = ((y - problem._y_star(x)) ** 2).sum(-1)
-        return out
+        try:
+            if bool(torch.isfinite(x).all()) and (y is None or bool(torch.isfinite(y).all())):
+                return _truth(problem, x, y)
+        except (torch.linalg.LinAlgError, RuntimeError, ValueError):
+            pass
+        rows = []
+        for r in range(x.shape[0]):
+            try:
+                if not bool(torch.isfinite(x[r]).all()):
+                    raise ValueError("non-finite iterate")
+                inst = problem.instance(r)
+                vals = _truth(inst, x[r:r + 1], None if y is None else y[r:r + 1])
+                rows.append({k: v.reshape(()) for k, v in vals.items()})
+            except (torch.linalg.LinAlgError, RuntimeError, ValueError):
+                nan = torch.tensor(math.nan, dtype=x.dtype, device=x.device)
+                rows.append({k: nan for k in ("grad_phi_sq", "phi", *(() if y is None else ("y_err_sq",)))})
+        return {k: torch.stack([r[k] for r in rows]) for k in rows[0]}
 
     return score
 

@@ -27,6 +27,14 @@ from bilevelbench.bench.verify import plan, verify
 
 #: claims that run no algorithm and no component: properties of the problems themselves
 ANALYTIC_ONLY = {"arxiv20.lemma2", "sid21.thm4.3"}
+#: roles no claim of the catalogues is about (a plug-in filling only these is told so, exit 2)
+UNCLAIMED = {
+    "ba": "BA appears only as icml21.warm-start's increasing-D baseline, which stays the paper's algorithm",
+    "meta-aid-bio": "ICML 2021 states Theorem 4 for ITD-BiO; AID with task sampling is 'similarly derived', "
+                    "with no statement the catalogue lists",
+    "fsla": "no claim of claims-modern.md is about FSLA (its rate is graded [M] in the notes); the solver is "
+            "registered and benchmarked, not verified",
+}
 
 
 def _defects():
@@ -53,7 +61,7 @@ def test_every_claim_that_runs_code_declares_its_roles():
     assert not bare, f"claims running algorithms without an audited role: {bare}"
 
 
-@pytest.mark.parametrize("role", list(ALGORITHM_ROLES) + sorted(COMPONENTS))
+@pytest.mark.parametrize("role", [r for r in list(ALGORITHM_ROLES) + sorted(COMPONENTS) if r not in UNCLAIMED])
 def test_every_role_is_reached_by_some_claim(role):
     cast = Cast([load_plugin(f"bbplugins.twins:{twins.TWINS[role]}")])
     reached = plan([c.id for c in all_claims()], cast, reference=False).claims
@@ -64,7 +72,7 @@ def _same(a, b):
     return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
 
 
-@pytest.mark.parametrize("role", list(ALGORITHM_ROLES) + sorted(COMPONENTS))
+@pytest.mark.parametrize("role", [r for r in list(ALGORITHM_ROLES) + sorted(COMPONENTS) if r not in UNCLAIMED])
 def test_twin_reaches_every_claim_of_its_role_and_reproduces_the_paper(role, tmp_path, run_quick):
     ref = f"bbplugins.twins:{twins.TWINS[role]}"
     spec, _ = load_plugin(ref)

@@ -59,7 +59,13 @@ def test_every_claim_registered_once_with_its_roles():
 
 def test_quick_profile_verdicts(quick):
     verdicts, _ = quick
-    assert {k: v.verdict for k, v in verdicts.items()} == EXPECTED, {k: v.reason for k, v in verdicts.items()}
+    got = {k: v.verdict for k, v in verdicts.items()}
+    # thm3.1: the paper's SID attains the bound to within 0.4% at one checkpoint (exact moments), so its 99%
+    # interval straddles the bound or just clears it depending on the draws (and on the round-off of the
+    # thread count): both verdicts are honest there, a violation would not be
+    assert got.pop("sid21.thm3.1") in ("holds", "inconclusive"), verdicts["sid21.thm3.1"].reason
+    expected = {k: v for k, v in EXPECTED.items() if k != "sid21.thm3.1"}
+    assert got == expected, {k: v.reason for k, v in verdicts.items()}
     for v in verdicts.values():
         figs = v.details.get("figures") or [v.details["figure"]]
         for fig in figs:

@@ -128,7 +128,7 @@ def test_out_with_unfinished_points_needs_resume(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["report"], "dir"),
+    (["report"], "--compare"),
     (["list", "foo"], "foo"),
     (["frobnicate"], "frobnicate"),
     (["list", "claims", "--yaml"], "--yaml"),

@@ -48,6 +48,24 @@ def test_registry_kinds_match_the_catalogue():
         assert kinds[c.id] == c.kind, c.id
 
 
+def test_every_formula_claim_names_its_bounds_and_a_dangling_name_fails():
+    from bilevelbench.bench.claims import Claim, register_claim
+
+    formula = ("inequality", "lower-bound", "scaling")
+    bare = [c.id for c in all_claims() if c.kind in formula and not c.bounds]
+    assert not bare, f"formula claims without bounds: {bare}"
+    from bilevelbench.bench.claims import CLAIMS
+
+    good = all_claims()[0]
+    CLAIMS.pop(good.id)  # re-register the first claim with a dangling bound name
+    try:
+        with pytest.raises(ValueError, match="no.such.bound"):
+            register_claim(Claim(id=good.id, paper=good.paper, kind=good.kind, statement="", setup="",
+                                 experiments=good.experiments, judge=good.judge, bounds=("no.such.bound",)))
+    finally:
+        CLAIMS[good.id] = good
+
+
 # ---------------------------------------------------------------------- verdict rules
 def test_upper_rule_three_outcomes():
     assert R.judge_upper("x", 1.0, 0.5, 0.4, 0.6, "m").verdict == "holds"
