@@ -362,7 +362,8 @@ def run(name: str, problem, steps: int, x0=None, preset: str | None = None, gene
         y0=None, backend: str = "closed", record_every: int = 1, scorer: Callable | None = None,
         keep_iterates: bool = True, check_every: int | None = None, stop: Callable | None = None,
         components: Mapping[str, Callable] | None = None,
-        divergence_factor: float | None = DIVERGENCE_FACTOR, compile: bool | str = "auto", **params) -> Trace:
+        divergence_factor: float | None = DIVERGENCE_FACTOR, compile: bool | str | None = None,
+        **params) -> Trace:
     """Run algorithm ``name`` for ``steps`` outer iterations on ``problem``; returns a Trace.
 
     ``preset`` names a theory preset (parameters set from the problem's constants); explicit ``params``
@@ -375,9 +376,9 @@ def run(name: str, problem, steps: int, x0=None, preset: str | None = None, gene
     ``divergence_factor`` times its start scale: the rule of ``Trace``; None keeps the non-finite test only)
     is recorded in ``diverged_at`` and frozen; the run warns once (``DivergenceWarning``), ends early when
     every instance diverged, and raises no exception for it. ``compile``: run the outer steps as one compiled
-    graph where the algorithm has a compiled form (``algorithms.compiled``: True, False, or 'auto' = only runs
-    long enough to pay for building the graph); the results equal the eager steps' to float64 round-off and
-    the counts are identical.
+    graph where the algorithm has a compiled form (``algorithms.compiled``: True, False, 'auto' = only runs long
+    enough to pay for building the graph, or None = the process default, 'auto' unless ``compiled.using`` sets
+    another); the results equal the eager steps' to float64 round-off and the counts are identical.
     """
     algo = get(name)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:

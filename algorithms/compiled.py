@@ -55,8 +55,8 @@ import torch
 
 from ..analytic.base import split_draw
 
-__all__ = ["Draw", "Spec", "SPECS", "PlanError", "CompiledStepper", "stepper", "support", "AUTO_MIN_STEPS",
-           "CHUNK_STEPS", "clear_cache", "compile_stats"]
+__all__ = ["Draw", "Spec", "SPECS", "PlanError", "CompileFallbackWarning", "CompiledStepper", "stepper", "support",
+           "AUTO_MIN_STEPS", "CHUNK_STEPS", "MODES", "clear_cache", "compile_stats", "default_mode", "using"]
 
 #: steps from which ``compile='auto'`` compiles a supported run (module docstring: a graph costs 5-60 s, a step
 #: saves ~0.5 ms at d = 100; 20000 steps save ~10 s)
@@ -67,10 +67,45 @@ CHUNK_STEPS = 64
 CHUNK_NUMBERS = 1 << 20
 #: compiled steps kept (least recently used dropped)
 CACHE_SIZE = 16
+#: torch.compile's backend: 'inductor' (fused C++ kernels, the speed); the default test run uses 'aot_eager'
+#: (the same Dynamo trace and graph, run by eager kernels: seconds to build instead of ~20 s on a cold cache)
+BACKEND = "inductor"
 
 
 class PlanError(RuntimeError):
     """A compiled step asked for a draw the spec did not plan (the spec and the step disagree)."""
+
+
+class CompileFallbackWarning(UserWarning):
+    """A run's graph could not be built or recompiled between steps: the rest of the run is eager (exact)."""
+
+
+#: the values of ``run(compile=...)`` (None: the process default, ``default_mode``)
+MODES = (True, False, "auto")
+_DEFAULT = ["auto"]
+
+
+def default_mode():
+    """The mode of runs that pass ``compile=None`` (the default of ``algorithms.run``): 'auto' unless set by
+    ``using`` (``bench.sweep.measure_point`` sets the sweep's ``Env.compile`` around each point)."""
+    return _DEFAULT[-1]
+
+
+class using:
+    """``with using(mode):`` runs with ``compile=None`` use ``mode`` (nested uses stack)."""
+
+    def __init__(self, mode):
+        if mode not in MODES:
+            raise ValueError(f"compile must be True, False or 'auto', got {mode!r}")
+        self.mode = mode
+
+    def __enter__(self):
+        _DEFAULT.append(self.mode)
+        return self
+
+    def __exit__(self, *exc):
+        _DEFAULT.pop()
+        return False
 
 
 @dataclass(frozen=True)
@@ -372,6 +407,10 @@ def support(algo, ctx) -> str | None:
         return "component plug-ins run eagerly"
     if ctx.oracle.backend != "closed":
         return "the autograd backend runs eagerly"
+    if ctx.oracle.problem.device.type != "cpu":
+        # CUDA graphs (mode 'reduce-overhead') overwrite a graph's outputs at its next replay, and a step's
+        # output is the next step's input and the Trace's record: not built until it can be tested on a GPU
+        return "the compiled step is built and tested on the CPU only (no GPU was available to test one)"
     return SPECS[algo.name].unsupported(ctx)
 
 
@@ -399,7 +438,7 @@ def _fresh(fn: Callable, name: str) -> Callable:
 def _key(algo, ctx, structure, k_tensor: bool):
     problem = ctx.oracle.problem
     config = {k: v for k, v in problem.params().items() if k != "seed"}
-    return (algo.name, structure, k_tensor, type(problem).__qualname__, repr(sorted(config.items())),
+    return (algo.name, BACKEND, structure, k_tensor, type(problem).__qualname__, repr(sorted(config.items())),
             repr(sorted(ctx.params.items())), ctx.steps, torch.get_num_threads())
 
 
@@ -408,7 +447,7 @@ def _graph(algo, ctx, structure, k_tensor: bool):
     fn = _CACHE.get(key)
     if fn is None:
         fn = torch.compile(_fresh(_body, f"compiled_step_{len(_CACHE)}_{algo.name.replace('-', '_')}"),
-                           fullgraph=True, dynamic=False)
+                           fullgraph=True, dynamic=False, backend=BACKEND)
         _CACHE[key] = fn
         while len(_CACHE) > CACHE_SIZE:
             _CACHE.popitem(last=False)
@@ -437,6 +476,7 @@ class CompiledStepper:
         self._ahead: list[tuple[list[torch.Tensor], int]] = []  # per step: its draws, the counter after it
         self._k_tensor = bool(self.spec.k_tensor(ctx))
         self._seen: set = set()
+        self._fns: dict = {}  # structure -> graph (the cache key is computed once per structure, not per step)
 
     def _draws(self, k: int) -> list[torch.Tensor]:
         """Step k's draws; a chunk of steps is drawn at once, and the streams' counter is left where the eager
@@ -519,7 +559,9 @@ class CompiledStepper:
         plan = self.spec.draws(ctx, k)
         counter = ctx.streams.counter
         draws = self._draws(k)
-        fn = _graph(algo, ctx, structure, self._k_tensor)
+        fn = self._fns.get(structure)
+        if fn is None:
+            fn = self._fns[structure] = _graph(algo, ctx, structure, self._k_tensor)
         kk = torch.tensor(float(k), dtype=torch.float64) if self._k_tensor else k
         first = (structure, id(fn)) not in self._seen
         before = _graphs_built()
@@ -555,14 +597,16 @@ class CompiledStepper:
         self.eager = True
         self._ahead.clear()
         _STATS["fallbacks"] += 1
-        warnings.warn(f"{self.algo.name}: {reason}; the run continues with the eager step", RuntimeWarning,
-                      stacklevel=4)
+        warnings.warn(f"{self.algo.name}: {reason}; the run continues with the eager step",
+                      CompileFallbackWarning, stacklevel=4)
 
 
-def stepper(algo, ctx, mode) -> CompiledStepper | None:
+def stepper(algo, ctx, mode=None) -> CompiledStepper | None:
     """The compiled stepper of a run, or None when it runs eagerly: ``mode`` False (never), True (whenever
-    ``support`` allows) or 'auto' (supported and at least ``AUTO_MIN_STEPS`` steps)."""
-    if mode is False or mode is None:
+    ``support`` allows), 'auto' (supported and at least ``AUTO_MIN_STEPS`` steps) or None (``default_mode``)."""
+    if mode is None:
+        mode = default_mode()
+    if mode is False:
         return None
     if mode not in (True, "auto"):
         raise ValueError(f"compile must be True, False or 'auto', got {mode!r}")

@@ -72,6 +72,11 @@ class Env:
     #: runs them several times faster than two (dispatch and synchronisation dominate); in the digest,
     #: because a reduction split over threads can change the round-off
     threads: int = 1
+    #: the algorithms' compiled outer step (``algorithms.compiled``): 'auto' (runs long enough to pay for a
+    #: graph), True or False. Not in the digest, unlike ``threads``: the compiled step's results equal the
+    #: eager step's to float64 round-off and its counts are identical (tests/algorithms/test_compiled.py), and
+    #: a point's rows must not depend on how fast it ran; ``environment.json`` records it
+    compile: bool | str = "auto"
 
     def torch_dtype(self):
         import torch
@@ -179,12 +184,15 @@ def measure_point(measure: Callable, point: Point, env: Env) -> pd.DataFrame:
     """Run one point (also the unit of work a distributed executor ships)."""
     import torch
 
+    from ..algorithms.compiled import using
+
     seed = point.seed(env.seed)
     before = torch.get_num_threads()
     torch.set_num_threads(env.threads)
     t0 = time.perf_counter()
     try:
-        rows = measure(point.key, env, seed)
+        with using(env.compile):
+            rows = measure(point.key, env, seed)
     finally:
         torch.set_num_threads(before)
     df = _rows_frame(point, rows, env, seed)
