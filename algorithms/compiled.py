@@ -35,10 +35,13 @@ BSA's 'sqrt' schedule and BA's increasing loop (the inner loop's length changes 
 a new graph), CG with a tolerance (a data-dependent stop), ITD through autograd. The first step of a run is
 always eager (it warms the problem's caches and, for AID, starts from v = None).
 
-When it pays: a graph costs ~5-60 s to build (inductor's on-disk cache makes a repeat ~5 s) against a saving of
-~0.5 ms per step at d = 100, so ``compile='auto'`` compiles only runs of at least ``AUTO_MIN_STEPS`` steps;
-``compile=True`` compiles every supported run, ``False`` none. The results equal the eager step's up to float64
-round-off (kernels sum in other orders), which CG's restarts can amplify over long runs (``solvers.cg``).
+When it pays: a graph costs ~5-60 s to build (inductor's on-disk cache makes a repeat 1-5 s) against a saving
+of ~0.1-1 ms per step at d = 100 (``bench/benchmarks/test_bench_compiled.py``), so ``compile='auto'`` compiles
+only runs whose budget is at least ``AUTO_MIN_STEPS`` steps, and only once they have run ``AUTO_START`` steps
+eagerly: most long-budget runs of the profiles stop at their criterion long before the budget, and those never
+pay for a graph. ``compile=True`` compiles every supported run from step 1, ``False`` none.
+The results equal the eager step's up to float64 round-off (kernels sum in other orders), which warm-started
+CG with Q < d amplifies geometrically over long runs (``solvers.cg``: both runs accurate, not equal).
 """
 
 from __future__ import annotations
@@ -56,11 +59,14 @@ import torch
 from ..analytic.base import split_draw
 
 __all__ = ["Draw", "Spec", "SPECS", "PlanError", "CompileFallbackWarning", "CompiledStepper", "stepper", "support",
-           "AUTO_MIN_STEPS", "CHUNK_STEPS", "MODES", "clear_cache", "compile_stats", "default_mode", "using"]
+           "AUTO_MIN_STEPS", "AUTO_START", "CHUNK_STEPS", "MODES", "clear_cache", "compile_stats", "default_mode",
+           "using"]
 
 #: steps from which ``compile='auto'`` compiles a supported run (module docstring: a graph costs 5-60 s, a step
 #: saves ~0.5 ms at d = 100; 20000 steps save ~10 s)
 AUTO_MIN_STEPS = 20000
+#: the step from which a run under ``compile='auto'`` runs compiled (the steps before are eager)
+AUTO_START = 5000
 #: steps whose draws are made at once (``Streams.integers_ahead``); fewer when their indices would exceed
 #: ``CHUNK_NUMBERS``
 CHUNK_STEPS = 64
@@ -277,21 +283,36 @@ def _randomized_draws(ctx, fresh_g: bool):
     return out + (_batch(ctx, "g", [p["D_g"]], rep) if fresh_g else [])
 
 
+def _idle(o, kind: str, amount: torch.Tensor) -> None:
+    """Add (R,) int64 idle units of ``kind``: the sum of the eager step's ``release`` calls in one operation."""
+    prev = o.idle.get(kind)
+    o.idle[kind] = amount if prev is None else prev + amount
+
+
 def _charge_randomized(o, ctx, p_drawn: torch.Tensor, fresh_g: bool, jv_size: int):
     """randomized_estimate's counts for the drawn p (R, 1): batch i (1..b-1) is needed by the instances with
     p >= i; the eager step applies m = ``neumann_factors(p, b)`` factors (max p on the CPU, b-1 elsewhere), each
     charged B HV with the mask of the instances whose product still runs. The graph applies all b-1 (factors
-    past an instance's p step by exactly 0); the counts are the eager step's on the same device."""
+    past an instance's p step by exactly 0); the counts are the eager step's on the same device.
+
+    The eager step releases batch by batch (one mask each); summed, an instance with p is idle for the
+    b-1-p batches past p and for the max(m-p, 0) factors past p, B units each: charged here in one operation
+    per kind, the same integers."""
     from .stochastic_solvers import neumann_factors
 
     p, rep = ctx.params, ctx.params["replace"]
     b = _neumann_b(ctx)
+    B = int(p["B"])
     _charge_batch(o, "f", [p["D_f"]], rep)
     o.charge("gc_f", 2 * p["D_f"])
-    used = [(p_drawn >= i).squeeze(-1) for i in range(1, b)]
-    _charge_batch(o, "g", [p["B"]] * (b - 1), rep, active=used)
-    for i in range(1, neumann_factors(p_drawn, b) + 1):
-        o.charge("hv", p["B"], used[i - 1])
+    pr = p_drawn.reshape(-1).to(torch.int64)
+    if b > 1:
+        _charge_batch(o, "g", [B] * (b - 1), rep)
+        _idle(o, "samples_g", B * (b - 1 - pr))
+    m = neumann_factors(p_drawn, b)
+    if m > 0:
+        o.charge("hv", m * B)
+        _idle(o, "hv", B * (m - pr).clamp_min(0))
     if fresh_g:
         _charge_batch(o, "g", [p["D_g"]], rep)
     o.charge("jv", jv_size)
@@ -465,21 +486,22 @@ def _graphs_built() -> int:
 class CompiledStepper:
     """Runs a run's outer steps compiled (``__call__(state, k) -> state``, the driver's loop body).
 
-    Step 0 runs eagerly and checks the spec against it: the stream calls it made must be ``Spec.draws`` and
-    its counts (executed and idle, kind by kind) those ``Spec.charge`` predicts, else ``PlanError``. Later steps
-    take their indices from a chunk drawn ahead, run the graph and charge the counts. A graph that cannot be
+    Steps before ``start`` run eagerly; step ``start`` too, checking the spec against it: the stream calls it
+    made must be ``Spec.draws`` and its counts (executed and idle, kind by kind) those ``Spec.charge`` predicts,
+    else ``PlanError``. Later steps take their indices from a chunk drawn ahead, run the graph and charge the
+    counts. A graph that cannot be
     built, or that recompiles during the run, sends the rest of the run to the eager step (warning once)."""
 
-    def __init__(self, algo, ctx):
-        self.algo, self.ctx, self.spec = algo, ctx, SPECS[algo.name]
+    def __init__(self, algo, ctx, start: int = 0):
+        self.algo, self.ctx, self.spec, self.start = algo, ctx, SPECS[algo.name], start
         self.eager = False
-        self._ahead: list[tuple[list[torch.Tensor], int]] = []  # per step: its draws, the counter after it
+        self._ahead: list[tuple[list, list[torch.Tensor], int]] = []  # per step: plan, draws, counter after it
         self._k_tensor = bool(self.spec.k_tensor(ctx))
         self._seen: set = set()
         self._fns: dict = {}  # structure -> graph (the cache key is computed once per structure, not per step)
 
-    def _draws(self, k: int) -> list[torch.Tensor]:
-        """Step k's draws; a chunk of steps is drawn at once, and the streams' counter is left where the eager
+    def _draws(self, k: int) -> tuple[list, list[torch.Tensor]]:
+        """Step k's (plan, draws); a chunk of steps is drawn at once, and the streams' counter is left where the eager
         step k would leave it (so an interrupted run, or a caller reusing the streams, sees eager's counter)."""
         ctx = self.ctx
         streams = ctx.streams
@@ -492,15 +514,18 @@ class CompiledStepper:
                     break
                 plans.append(plan)
             flat = streams.integers_ahead([(d.high, d.size, d.replace) for plan in plans for d in plan])
-            flat = [t.to(ctx.oracle.problem.device) for t in flat]
+            device = ctx.oracle.problem.device
+            if device.type != "cpu":
+                flat = [t.to(device) for t in flat]
             pos, counter = 0, c0
             for plan in plans:
                 counter += 2 * len(plan)
-                self._ahead.append((flat[pos:pos + len(plan)], counter))
+                self._ahead.append((plan, flat[pos:pos + len(plan)], counter))
                 pos += len(plan)
+            self._ahead.reverse()  # popped from the end
             streams.counter = c0
-        draws, streams.counter = self._ahead.pop(0)
-        return draws
+        plan, draws, streams.counter = self._ahead.pop()
+        return plan, draws
 
     def _checked_eager(self, state, k: int):
         """The eager step k, checked against the spec (draws and counts)."""
@@ -551,14 +576,13 @@ class CompiledStepper:
 
     def __call__(self, state, k: int):
         algo, ctx = self.algo, self.ctx
-        if self.eager:
+        if self.eager or k < self.start:
             return algo.advance(ctx, state, k)
-        if k == 0:
+        if k == self.start:
             return self._checked_eager(state, k)
         structure = self.spec.structure(ctx, state, k)
-        plan = self.spec.draws(ctx, k)
         counter = ctx.streams.counter
-        draws = self._draws(k)
+        plan, draws = self._draws(k)
         fn = self._fns.get(structure)
         if fn is None:
             fn = self._fns[structure] = _graph(algo, ctx, structure, self._k_tensor)
@@ -603,7 +627,8 @@ class CompiledStepper:
 
 def stepper(algo, ctx, mode=None) -> CompiledStepper | None:
     """The compiled stepper of a run, or None when it runs eagerly: ``mode`` False (never), True (whenever
-    ``support`` allows), 'auto' (supported and at least ``AUTO_MIN_STEPS`` steps) or None (``default_mode``)."""
+    ``support`` allows), 'auto' (supported, a budget of at least ``AUTO_MIN_STEPS`` steps, compiled from step
+    ``AUTO_START``) or None (``default_mode``)."""
     if mode is None:
         mode = default_mode()
     if mode is False:
@@ -612,6 +637,6 @@ def stepper(algo, ctx, mode=None) -> CompiledStepper | None:
         raise ValueError(f"compile must be True, False or 'auto', got {mode!r}")
     if support(algo, ctx) is not None:
         return None
-    if mode == "auto" and ctx.steps < AUTO_MIN_STEPS:
-        return None
+    if mode == "auto":
+        return CompiledStepper(algo, ctx, start=AUTO_START) if ctx.steps >= AUTO_MIN_STEPS else None
     return CompiledStepper(algo, ctx)

@@ -73,9 +73,10 @@ class Env:
     #: because a reduction split over threads can change the round-off
     threads: int = 1
     #: the algorithms' compiled outer step (``algorithms.compiled``): 'auto' (runs long enough to pay for a
-    #: graph), True or False. Not in the digest, unlike ``threads``: the compiled step's results equal the
-    #: eager step's to float64 round-off and its counts are identical (tests/algorithms/test_compiled.py), and
-    #: a point's rows must not depend on how fast it ran; ``environment.json`` records it
+    #: graph), True or False. In the digest, as ``threads`` is: the compiled kernels sum in other orders, so a
+    #: step differs from the eager one at round-off, and a method that amplifies round-off (warm-started CG
+    #: with Q < d, ``solvers.cg``) drifts from the eager run geometrically over many steps (both accurate);
+    #: counts are identical (tests/algorithms/test_compiled.py)
     compile: bool | str = "auto"
 
     def torch_dtype(self):
@@ -89,7 +90,7 @@ class Env:
 
         v = versions()
         return {"dtype": self.dtype, "device": self.device, "seed": self.seed, "profile": self.profile,
-                "threads": self.threads,
+                "threads": self.threads, "compile": self.compile,
                 "versions": {"bilevelbench": v["bilevelbench"], "torch": v["torch"]},
                 "plugins": cast_for(self).identity(reach)}
 

@@ -293,7 +293,7 @@ def _existing_report(out: Path) -> dict | None:
 
 def _same_settings(old_env: dict, env: Env) -> list[str]:
     want = {"profile": env.profile, "dtype": env.dtype, "device": env.device, "seed": env.seed,
-            "threads": env.threads,
+            "threads": env.threads, "compile": env.compile,
             "plugins": [s.identity() for s in env.plugins]}
     return [k for k, v in want.items() if old_env.get(k, v) != v]
 
