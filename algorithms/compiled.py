@@ -76,6 +76,11 @@ CACHE_SIZE = 16
 #: torch.compile's backend: 'inductor' (fused C++ kernels, the speed); the default test run uses 'aot_eager'
 #: (the same Dynamo trace and graph, run by eager kernels: seconds to build instead of ~20 s on a cold cache)
 BACKEND = "inductor"
+#: inductor options of every graph. ``inplace_buffers`` off: with it, torch 2.13's CPU inductor miscompiles
+#: y <- y - a (bmm(cat([y, x]), M) - e) applied twice to a batch of one (the stacked lower-level gradient,
+#: ``quadratic._lower_grad``, in ITD's and AID's inner loops at R = 1): results off by ~1e-3 relative,
+#: reproduced outside this package in 8 lines; every other option left at its default
+INDUCTOR_OPTIONS = {"inplace_buffers": False}
 
 
 class PlanError(RuntimeError):
@@ -468,7 +473,8 @@ def _graph(algo, ctx, structure, k_tensor: bool):
     fn = _CACHE.get(key)
     if fn is None:
         fn = torch.compile(_fresh(_body, f"compiled_step_{len(_CACHE)}_{algo.name.replace('-', '_')}"),
-                           fullgraph=True, dynamic=False, backend=BACKEND)
+                           fullgraph=True, dynamic=False, backend=BACKEND,
+                           **({"options": dict(INDUCTOR_OPTIONS)} if BACKEND == "inductor" else {}))
         _CACHE[key] = fn
         while len(_CACHE) > CACHE_SIZE:
             _CACHE.popitem(last=False)

@@ -107,11 +107,14 @@ def test_compiled_vs_eager(benchmark, problems, name, threads):
         for kind in set(ectx.oracle.idle) | set(cctx.oracle.idle):
             assert torch.equal(ectx.oracle.idle.get(kind, zero), cctx.oracle.idle.get(kind, zero))
         # round-off bound of tests/algorithms/test_compiled.py (steps * P * m * eps * scale) for this block:
-        # P = 3 + N + Q reductions chained per step, m = 100 terms per reduction
-        scale = max(1.0, float(e_next.x.abs().max()), float(e_next.y.abs().max()))
-        depth = 3 + params.get("N", 1) + params.get("Q", params.get("b", 1))
-        tol = (BLOCK + 2) * depth * PEER_D * torch.finfo(torch.float64).eps * scale
-        assert float((e_next.x - c_next.x).abs().max()) <= tol
+        # P = 3 + N + Q reductions chained per step, m = 100 terms per reduction. Not for AID-BiO: its
+        # warm-started CG with Q = 10 < d drifts from eager geometrically (solvers.cg; the tests compare it
+        # at Q = d)
+        if name != "aid-bio":
+            scale = max(1.0, float(e_next.x.abs().max()), float(e_next.y.abs().max()))
+            depth = 3 + params.get("N", 1) + params.get("Q", params.get("b", 1))
+            tol = (BLOCK + 2) * depth * PEER_D * torch.finfo(torch.float64).eps * scale
+            assert float((e_next.x - c_next.x).abs().max()) <= tol
 
         k = [2 + BLOCK]
 
