@@ -54,7 +54,7 @@ CASES = {
     "itd-bio": (_quad, dict(N=3), 3 + 3 + 3),
     # a batch of one: the shape at which inductor's in-place buffers miscompiled the inner loop
     # (``compiled.INDUCTOR_OPTIONS``)
-    "itd-bio-r1": (lambda: _quad(R=None), dict(N=3), 3 + 3 + 3),
+    "itd-bio-r1": (lambda: _quad(d=20, R=None), dict(N=3), 3 + 3 + 3),
 }
 #: traced-only case (bitwise against eager): AID-BiO's default warm-started CG with Q < d
 TRACED = {"aid-bio-q3": (_quad, dict(N=3, Q=3), 3 + 3 + 3)}
