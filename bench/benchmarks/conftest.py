@@ -52,7 +52,16 @@ def peer_problem(problems, name: str):
 _QUADRATIC_DATA = ("A", "A_inv", "B", "_AB", "c", "x_opt", "e")
 
 
+#: seconds a benchmark may run (pytest-timeout, a dev dependency): the slowest takes ~25 s on this 2-core machine
+#: under load (a graph built on a cold inductor cache), so a benchmark past this is stuck, not slow
+TIMEOUT_S = 150
+
+
 def pytest_collection_modifyitems(config, items):
+    if config.pluginmanager.hasplugin("timeout"):
+        for item in items:
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(TIMEOUT_S))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs CUDA (marker gpu); none on this machine")
