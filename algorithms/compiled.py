@@ -633,8 +633,8 @@ class CompiledStepper:
 
 def stepper(algo, ctx, mode=None) -> CompiledStepper | None:
     """The compiled stepper of a run, or None when it runs eagerly: ``mode`` False (never), True (whenever
-    ``support`` allows), 'auto' (supported, a budget of at least ``AUTO_MIN_STEPS`` steps, compiled from step
-    ``AUTO_START``) or None (``default_mode``)."""
+    ``support`` allows), 'auto' (supported, one torch thread, a budget of at least ``AUTO_MIN_STEPS`` steps,
+    compiled from step ``AUTO_START``) or None (``default_mode``)."""
     if mode is None:
         mode = default_mode()
     if mode is False:
@@ -644,5 +644,11 @@ def stepper(algo, ctx, mode=None) -> CompiledStepper | None:
     if support(algo, ctx) is not None:
         return None
     if mode == "auto":
-        return CompiledStepper(algo, ctx, start=AUTO_START) if ctx.steps >= AUTO_MIN_STEPS else None
+        # one torch thread only: inductor's kernels open an OpenMP region per loop, and on this shared 2-core
+        # machine a compiled step at 2 threads ran 3-150x slower than the eager one (a region waits for its
+        # descheduled thread; eager torch keeps small operations on one thread) - bench/benchmarks/
+        # test_bench_compiled.py, README Performance. Sweeps run one thread per point (``Env.threads``)
+        if ctx.steps < AUTO_MIN_STEPS or torch.get_num_threads() != 1:
+            return None
+        return CompiledStepper(algo, ctx, start=AUTO_START)
     return CompiledStepper(algo, ctx)

@@ -149,7 +149,15 @@ def test_autograd_backend_and_components_run_eagerly():
     assert "component" in support(algo, ctx)
 
 
-def test_auto_compiles_long_runs_only():
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_auto_compiles_long_runs_only(one_thread):
     algo, ctx = _ctx("aid-bio", _quad())
     ctx.steps = compiled.AUTO_MIN_STEPS - 1
     assert stepper(algo, ctx, "auto") is None and stepper(algo, ctx, None) is None
@@ -159,6 +167,8 @@ def test_auto_compiles_long_runs_only():
     assert stepper(algo, ctx, "auto").start == compiled.AUTO_START and stepper(algo, ctx, True).start == 0
     with compiled.using(False):
         assert stepper(algo, ctx, None) is None
+    torch.set_num_threads(2)  # 'auto' compiles at one thread only (its OpenMP kernels lost at two here)
+    assert stepper(algo, ctx, "auto") is None and stepper(algo, ctx, True) is not None
     with pytest.raises(ValueError):
         stepper(algo, ctx, "yes")
 
