@@ -24,16 +24,18 @@ Graphs: ``fullgraph=True, dynamic=False``, one per (algorithm, step structure, p
 thread count), each on its own code object so that graphs of different runs never share Dynamo's cache; the
 guards are on shapes and on the constants the step reads (its parameters), never on k or on counts. A run
 whose graph recompiles after its first compiled step (something the step reads changes between steps) finishes
-eagerly, with a warning. Matrix products stay MKL calls (inductor's default on the CPU): decomposing the
-matrix-vector products into fused loops was slower here (0.63 against 0.44 ms for stocBiO's step at d = 100,
-``README.md``, Performance).
+eagerly, with a warning. Matrix products stay MKL calls (inductor's default on the CPU; the previous pass
+measured fused loops slower for stocBiO's step at d = 100). Inductor runs without in-place buffers
+(``INDUCTOR_OPTIONS``: a miscompile of torch 2.13 at batch 1).
 
 Which steps compile (``SPECS``): stocBiO, BSA (schedules 'constant' and 'horizon'), TTSA, AID-BiO (solvers
 without a tolerance) and ITD-BiO / deterBiO (reverse mode), on the closed-form backend, without component
-overrides. Everything else runs eagerly: plug-in algorithms and components (their code is not ours to trace),
-BSA's 'sqrt' schedule and BA's increasing loop (the inner loop's length changes with k, so each new length is
-a new graph), CG with a tolerance (a data-dependent stop), ITD through autograd. The first step of a run is
-always eager (it warms the problem's caches and, for AID, starts from v = None).
+overrides, on the CPU. Everything else runs eagerly: plug-in algorithms and components (their code is not ours
+to trace), CUDA (not built without a GPU to test it), BSA's 'sqrt' schedule and BA's increasing loop (the
+inner loop's length changes with k, so each new length is a new graph), CG with a tolerance (a data-dependent
+stop), ITD through autograd. The step where a run starts compiling (step 0, or ``AUTO_START`` under 'auto')
+runs eagerly and is checked against the spec (it warms the problem's caches and, for AID, starts from
+v = None).
 
 When it pays: a graph costs ~5-60 s to build (inductor's on-disk cache makes a repeat 1-5 s) against a saving
 of ~0.1-1 ms per step at d = 100 (``bench/benchmarks/test_bench_compiled.py``), so ``compile='auto'`` compiles
