@@ -4,12 +4,14 @@ A spec is a JSON-able dict stored in ``Verdict.details['figure']``:
 ``{"type": "loglog" | "semilogy" | "linear", "title", "xlabel", "ylabel",
    "series": [{"label", "x", "y", "ylow"?, "yhigh"?, "style": "points" | "line" | "band" | "bound",
                "algorithm"?, "group"?, "censored"?}],
-   "fits": [{"label", "slope", "low", "high", "intercept", "predicted"?, "x": [lo, hi]}],
+   "fits": [{"label", "slope", "low", "high", "intercept", "predicted"?, "x": [lo, hi], "algorithm"?, "group"?}],
    "xticklabels"?: [names of x = 0, 1, ...] for a categorical x axis}``
 ``algorithm`` fixes the colour (one colour per algorithm across all figures); ``group`` (e.g. "kappa 4")
 gives one colour per swept value within the figure instead; ``censored`` (one bool per point) marks runs
 that did not reach their criterion, whose values are lower bounds (drawn open and counted in the legend).
-Different ``bound`` series of one figure get distinct line styles (``reports.style``). Several figures
+Different ``bound`` series of one figure get distinct line styles (``reports.style``); bound series that
+draw one bound for several groups share a ``bound`` name (e.g. "Thm 5.1 rates") and so a line style, and
+take their group's colour. Several figures
 may be given as ``details['figures']`` (a list).
 """
 
@@ -20,7 +22,7 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["spec", "series", "fit_line", "rate_figure", "identity_figure", "ratio_figure"]
+__all__ = ["spec", "series", "fit_line", "centred_intercept", "rate_figure", "identity_figure", "ratio_figure"]
 
 
 def _clean(values):
@@ -28,8 +30,10 @@ def _clean(values):
 
 
 def series(label, x, y, *, ylow=None, yhigh=None, style="points", algorithm=None, group=None,
-           censored=None) -> dict:
+           censored=None, bound=None) -> dict:
     out = {"label": label, "x": _clean(x), "y": _clean(y), "style": style}
+    if bound is not None:
+        out["bound"] = str(bound)
     if ylow is not None:
         out["ylow"], out["yhigh"] = _clean(ylow), _clean(yhigh)
     if algorithm:
@@ -44,9 +48,35 @@ def series(label, x, y, *, ylow=None, yhigh=None, style="points", algorithm=None
     return out
 
 
-def fit_line(label, fit, x_range, predicted=None) -> dict:
-    return {"label": label, "slope": fit.slope, "low": fit.low, "high": fit.high, "intercept": fit.intercept,
-            "predicted": predicted, "x": [float(x_range[0]), float(x_range[1])]}
+def fit_line(label, fit, x_range, predicted=None, *, algorithm=None, group=None, intercept=None) -> dict:
+    """A fitted line over ``x_range`` (its colour: ``algorithm`` or ``group`` when given). ``intercept``
+    replaces the fit's own where that is not in the figure's coordinates (see :func:`centred_intercept`)."""
+    out = {"label": label, "slope": fit.slope, "low": fit.low, "high": fit.high,
+           "intercept": fit.intercept if intercept is None else float(intercept), "predicted": predicted,
+           "x": [float(x_range[0]), float(x_range[1])]}
+    if algorithm:
+        out["algorithm"] = algorithm
+    if group is not None:
+        out["group"] = str(group)
+    return out
+
+
+def centred_intercept(kind: str, slope: float, x, y) -> float:
+    """The intercept that puts a line of ``slope`` through the centre of the plotted points (x, y), in the
+    coordinates of figure type ``kind``: for fits made on other data than the points drawn (within-instance
+    fits, fits on normalised values), whose own intercept would not sit on the figure."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if kind in ("loglog", "semilogy"):
+        ok &= y > 0
+    if kind == "loglog":
+        ok &= x > 0
+    x, y = x[ok], y[ok]
+    if not len(x):
+        return math.nan
+    lx = np.log(x) if kind == "loglog" else x
+    ly = np.log(y) if kind in ("loglog", "semilogy") else y
+    return float(ly.mean() - slope * lx.mean())
 
 
 def spec(kind, title, xlabel, ylabel, series_list, fits=()) -> dict:
@@ -84,14 +114,17 @@ ZERO_FLOOR = 1e-18
 def identity_figure(cid: str, df: pd.DataFrame, errors: dict[str, str], tol: dict[str, float]) -> dict:
     """Identity claims: the worst relative error per problem family (categorical x) for each compared
     quantity ``errors`` (column -> label), each against its tolerance ``tol`` (column -> value); exact
-    zeros are drawn at ``ZERO_FLOOR`` so that they stay on the log axis."""
+    zeros are drawn at ``ZERO_FLOOR`` so that they stay on the log axis. Quantities sharing one tolerance
+    value share one tolerance line, labelled with all of them (two identical lines would hide each other)."""
     worst = df.groupby("family")[list(errors)].max()
     fams = list(worst.index)
     xs = list(range(len(fams)))
-    s = []
+    s = [series(label, xs, np.maximum(worst[col].to_numpy(), ZERO_FLOOR)) for col, label in errors.items()]
+    shared: dict[float, list[str]] = {}
     for col, label in errors.items():
-        s.append(series(label, xs, np.maximum(worst[col].to_numpy(), ZERO_FLOOR)))
-        s.append(series(f"tolerance of {label}", xs, [tol[col]] * len(xs), style="bound"))
+        shared.setdefault(float(tol[col]), []).append(label)
+    for value, labels in shared.items():
+        s.append(series(f"tolerance {value:.2g} of {' and of '.join(labels)}", xs, [value] * len(xs), style="bound"))
     out = spec("semilogy", f"{cid}: worst relative error per family (zeros drawn at {ZERO_FLOOR:g})",
                "problem family", "relative error", s)
     out["xticklabels"] = fams

@@ -169,12 +169,23 @@ def judge_exact(cid: str, measured: float, half_width: float, exact: float, what
                    f"contains the exact expectation {exact:.5g} (relative deviation {rel:.2g})", **base)
 
 
+#: what a scaling tolerance can come from, by the name a caller passes as ``tol_from`` (any other name is
+#: written as given)
+TOLERANCE_FROM = {
+    "log factor": "the local slope over the grid of the log factor the O~ hides",
+    "pre-asymptotic": "the local slope over the grid of the preset's own Theta(1) factors (instance-implied minus "
+                      "paper exponent)",
+}
+
+
 def judge_scaling(cid: str, predicted: float, fit, what: str, *, upper: bool = True, tol: float = 0.0,
-                  instance_exponent: float | None = None, structural: float | None = None,
-                  structural_tol: float = 0.0, note: str = "", **details) -> Verdict:
+                  tol_from: str = "log factor", instance_exponent: float | None = None,
+                  structural: float | None = None, structural_tol: float = 0.0, note: str = "",
+                  **details) -> Verdict:
     """scaling: an upper-bound exponent is ``consistent`` unless the whole 95% interval of the fitted
     exponent lies above predicted + tol (then ``violated``); a lower-bound exponent the other way round.
-    ``tol`` is the local slope of a log factor the O~ hides (0 for plain O). tightness = predicted - slope.
+    ``tol`` (0 for a plain O) comes from ``tol_from``, which the reason names: by default the local slope
+    of a log factor the O~ hides (``TOLERANCE_FROM``). tightness = predicted - slope.
 
     ``structural``: the exponent the algorithm's own structure implies on this instance (its measured
     iterations times the per-step cost its parameters fix). A fit whose whole interval lies below it minus
@@ -193,7 +204,8 @@ def judge_scaling(cid: str, predicted: float, fit, what: str, *, upper: bool = T
     else:
         bad = fit.high < predicted - tol
         rel = "below" if bad else "not below"
-    logtol = f" + log tolerance {tol:.2g} (local slope of the log factor the O~ hides)" if tol else ""
+    logtol = (f" {'+' if upper else '-'} tolerance {tol:.2g} (from {TOLERANCE_FROM.get(tol_from, tol_from)})"
+              if tol else "")
     reason = (f"{what}: fitted exponent {fit.slope:.3g} (95% CI [{fit.low:.3g}, {fit.high:.3g}]) {rel} "
               f"predicted {predicted:.3g}{logtol}{inst}")
     if structural is not None and math.isfinite(structural):
@@ -312,7 +324,7 @@ def judge_rates(cid: str, df, predicted: dict[str, float], *, over: str = "kappa
     ``pre_asymptotic``: the preset's own parameter formulas (N, Q, beta as printed, Theta constants 1)
     contain factors that are Theta(1) as kappa grows but not constant on a small grid (ceil of kappa ln
     kappa, (1 - eta mu)^(2Q), ...). Their local slope is instance exponent - table exponent; when positive
-    it is taken as the tolerance (if larger than the log tolerance), so the verdict asks whether the
+    it is taken as the tolerance (if larger than the log factor's), so the verdict asks whether the
     counts grow no faster than the paper's parameters imply, and the reason says so."""
     from .figures import rate_figure
 
@@ -333,6 +345,7 @@ def judge_rates(cid: str, df, predicted: dict[str, float], *, over: str = "kappa
         inst = instance_exponent(df, kind, over)
         ktol = max(tol, inst - p) if pre_asymptotic and math.isfinite(inst) else tol
         v = judge_scaling(cid, p, fit, f"{kind} vs {'kappa' if over == 'kappa' else '1/eps'}", tol=ktol,
+                          tol_from="log factor" if ktol == tol else "pre-asymptotic",
                           instance_exponent=inst, structural=structural_exponent(df, kind, over),
                           structural_tol=structural_tol)
         verdicts[kind] = v
@@ -348,7 +361,8 @@ def judge_rates(cid: str, df, predicted: dict[str, float], *, over: str = "kappa
         final = "inconclusive"
     details = {"exponents": {k: {"predicted": v.predicted, "fitted": v.measured, "ci": [v.ci_low, v.ci_high],
                                  "instance": v.details["instance_exponent"],
-                                 "structural": v.details["structural_exponent"]} for k, v in verdicts.items()},
+                                 "structural": v.details["structural_exponent"],
+                                 "over": "kappa" if over == "kappa" else "1/eps"} for k, v in verdicts.items()},
                "over": over, "grid": sorted(set(grid.tolist())), "tol": tol, "figures": figures,
                "experiment": str(df["experiment"].iloc[0]) if "experiment" in df else None}
     tight = min(v.tightness for v in verdicts.values())
@@ -381,8 +395,10 @@ COLUMN_LEGEND = {
     "exponent_instance": "scaling: the exponent the instance's own constants imply (e.g. L_Phi ~ kappa^2 where "
                          "tau = rho = 0); a bound can be loose on an instance without being wrong",
     "exponent_fit": "scaling: the fitted exponent; fit_low/fit_high its 95% bootstrap interval",
-    "log tolerance": "where the paper writes O~, the local slope of the hidden log factor over the grid is "
-                     "allowed above exponent_paper",
+    "tolerance": "scaling: how far exponent_fit may lie beyond exponent_paper; each reason says what it comes "
+                 "from: where the paper writes O~, the local slope of the hidden log factor over the grid, "
+                 "otherwise the slope of the preset's Theta(1) factors, a pre-asymptotic deviation, K's rounding "
+                 "or round-off",
 }
 
 

@@ -151,9 +151,10 @@ class Cast:
     def fills(self, role: str) -> bool:
         return role in self.algorithms or role in self.components
 
-    def substituted(self, roles: Iterable[str]) -> list[str]:
-        """The roles among ``roles`` (and the components their algorithms call) a plug-in fills."""
-        return sorted(r for r in reach_of(roles) if self.fills(r))
+    def substituted(self, reach: Iterable[str]) -> list[str]:
+        """The roles among ``reach`` (a claim's or an experiment's roles and the components they call) that a
+        plug-in fills."""
+        return sorted(r for r in reach if self.fills(r))
 
     def algorithm(self, role: str) -> al.Algorithm:
         if role not in ALGORITHM_ROLES:
@@ -166,8 +167,8 @@ class Cast:
         return self.components.get(role, COMPONENTS[role].default)
 
     def identity(self, roles: Iterable[str]) -> list[dict]:
-        """Identities of the plug-ins filling any role reached by ``roles`` (for point digests)."""
-        reach = reach_of(roles)
+        """Identities of the plug-ins filling any role of ``roles`` (an experiment's reach: for point digests)."""
+        reach = set(roles)
         return [s.identity() for s in self.specs if set(s.roles) & reach]
 
     # ------------------------------------------------------------------ running a role

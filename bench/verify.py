@@ -72,7 +72,7 @@ def plan(claim_ids, cast: Cast, all_claims_flag: bool = False, reference: bool =
     claims = [get_claim(c) for c in claim_ids]
     out = Plan(claims=[])
     for c in claims:
-        subs = cast.substituted(c.roles)
+        subs = cast.substituted(c.reach)
         out.coverage[c.id] = subs
         if cast.specs and not subs and not all_claims_flag:
             out.skipped.append(c.id)

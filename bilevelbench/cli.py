@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 
 __all__ = ["main"]
@@ -182,6 +183,9 @@ def main(argv=None) -> int:
     except UsageError as exc:
         print(f"bilevelbench: error: {exc}".replace("\n", " "), file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader closed the pipe (``bilevelbench list algorithms | head``): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

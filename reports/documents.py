@@ -233,9 +233,23 @@ def _badge(v: str, n: int) -> str:
     return f'<span class="badge" style="background:{VERDICT_COLOURS[v]}">{n} {v}</span>'
 
 
+def embedded_webp(png: bytes) -> bytes:
+    """A figure's PNG as lossless WebP (the same pixels in about 4/5 of the bytes: the self-contained HTML
+    embeds ~100 figures; every current browser decodes it). Deterministic for a given libwebp."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as im:
+        buf = io.BytesIO()
+        # method 2: as small as method 6 on these line drawings, a hundred times faster
+        im.convert("RGB").save(buf, format="WEBP", lossless=True, quality=50, method=2)
+    return buf.getvalue()
+
+
 def _img(out_dir: Path, rel: str, alt: str) -> str:
-    data = base64.b64encode((out_dir / rel).read_bytes()).decode("ascii")
-    return f'<img alt="{_esc(alt)}" src="data:image/png;base64,{data}">'
+    data = base64.b64encode(embedded_webp((out_dir / rel).read_bytes())).decode("ascii")
+    return f'<img alt="{_esc(alt)}" src="data:image/webp;base64,{data}">'
 
 
 def _reason_html(text: str, tb: str = "") -> str:

@@ -23,7 +23,7 @@ __all__ = ["NoResults", "load", "render", "main", "GALLERY", "DPI"]
 
 GALLERY = Path(__file__).resolve().parent / "gallery"
 #: PNG resolution: the working report, and the committed gallery (small files, still legible)
-DPI = {"default": 110, "gallery": 80}
+DPI = {"default": 100, "gallery": 80}
 NUMERIC = ("predicted", "measured", "ci_low", "ci_high", "tightness", "bound", "measured_value", "ratio",
            "exponent_paper", "exponent_instance", "exponent_fit", "fit_low", "fit_high")
 
@@ -127,9 +127,10 @@ def _draw_claims(model, figdir: Path, svg: bool, dpi: int) -> list[Path]:
 
 
 HEADLINE_CAPTIONS = {
-    "headline-exponents": "(a) every scaling claim and counted quantity: fitted kappa exponent with its 95% interval "
-                          "(colour: the claim's verdict), the paper's exponent (diamond) and the exponent the "
-                          "instance's own constants imply (bar)",
+    "headline-exponents": "(a) every scaling claim and counted quantity: the exponent fitted against the variable the "
+                          "row names (kappa, 1/eps, nu, lambda, K, ...) with its 95% interval (colour: the claim's "
+                          "verdict), the paper's exponent (diamond) and the exponent the instance's own constants "
+                          "imply (bar)",
     "headline-verdicts": "(c) the verdict of every claim (the table below links to each)",
 }
 
@@ -192,7 +193,7 @@ def _draw_reference(model, figdir: Path, svg: bool, dpi: int) -> list[Path]:
 
 def render(out_dir, *, dest=None, svg: bool | None = None, dpi: int | None = None) -> list[Path]:
     """Render the report of the results in ``out_dir`` into ``dest`` (default: ``out_dir`` itself);
-    returns the files written, sorted. ``svg``/``dpi`` default to PNG+SVG at 110 dpi, or PNG only at 80 dpi
+    returns the files written, sorted. ``svg``/``dpi`` default to PNG+SVG at 100 dpi, or PNG only at 80 dpi
     for the committed gallery (or a folder in it)."""
     model = load(Path(out_dir))
     out = Path(dest) if dest is not None else Path(out_dir)

@@ -14,8 +14,8 @@ import matplotlib
 
 from .palette import FALLBACK, PALETTE, VERDICT_COLOURS, colour
 
-__all__ = ["RC", "NEUTRAL", "MARKERS", "BOUND_STYLES", "CENSORED", "styled", "colour", "group_colours",
-           "PALETTE", "FALLBACK", "VERDICT_COLOURS"]
+__all__ = ["RC", "NEUTRAL", "MARKERS", "BOUND_STYLES", "CENSORED", "SERIES_COLOURS", "styled", "colour",
+           "group_colours", "series_colours", "PALETTE", "FALLBACK", "VERDICT_COLOURS"]
 
 #: style and reproducibility settings applied while drawing and saving
 RC = {"svg.hashsalt": "bilevelbench", "font.size": 8, "axes.titlesize": 8.5, "legend.fontsize": 7,
@@ -23,10 +23,15 @@ RC = {"svg.hashsalt": "bilevelbench", "font.size": 8, "axes.titlesize": 8.5, "le
       "svg.fonttype": "none"}
 #: bounds and predicted slopes
 NEUTRAL = "#222222"
-#: one marker shape per algorithm of a comparison (reads apart in grey print too)
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+#: one marker shape per algorithm of a comparison, or per series sharing a colour (reads apart in grey print
+#: too); no triangle: an open triangle is the censored marker
+MARKERS = ("o", "s", "D", "v", "P", "X", "*", "<")
 #: distinct line styles for the different bounds drawn in one figure, in order of appearance
 BOUND_STYLES = ("--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (8, 2)), (0, (1, 1)))
+#: series that name neither an algorithm nor a swept value: taken in order within a figure, skipping the
+#: colours its algorithms already use (a hash of the label could give two series one colour)
+SERIES_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
+                  "#bcbd22", "#7f7f7f")
 #: how a censored point (a run that did not reach its criterion: its value is a lower bound) is drawn
 CENSORED = {"facecolor": "none", "marker": "^", "note": "open triangles: censored runs, values are lower bounds"}
 
@@ -56,3 +61,9 @@ def group_colours(groups) -> dict:
     cmap = mpl.colormaps["viridis"]
     n = max(len(order) - 1, 1)
     return {g: mpl.colors.to_hex(cmap(0.05 + 0.85 * i / n)) for i, g in enumerate(order)}
+
+
+def series_colours(n: int, taken=()) -> list[str]:
+    """``n`` distinct colours for unnamed series of one figure, none of them in ``taken``."""
+    free = [c for c in SERIES_COLOURS if c not in set(taken)] or list(SERIES_COLOURS)
+    return [free[i % len(free)] for i in range(n)]

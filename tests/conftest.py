@@ -1,4 +1,8 @@
-"""Shared fixtures and tolerances of the bilevelbench test-suite."""
+"""Shared fixtures and tolerances of the bilevelbench test-suite.
+
+One quick-profile results folder per test session: every claim test, the rate regression and the report
+tests resume from it, so each sweep point runs once (the runs are deterministic, so sharing changes no
+number)."""
 
 import pytest
 import torch
@@ -14,3 +18,20 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def quick_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("quick-profile")
+
+
+@pytest.fixture(scope="session")
+def run_quick(quick_dir):
+    """run_quick(ids) -> (verdicts, results) on the quick profile, sharing finished sweep points."""
+    from bilevelbench.bench.sweep import Env
+    from bilevelbench.bench.verify import verify
+
+    def run(ids):
+        return verify(list(ids), Env(profile="quick"), quick_dir, resume=True, progress=False)
+
+    return run

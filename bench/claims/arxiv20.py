@@ -13,7 +13,7 @@ import numpy as np
 import bilevelbench.bounds as bd
 
 from ..experiments.arxiv import ITD_ERROR, LIPSCHITZ
-from ..figures import series, spec
+from ..figures import centred_intercept, fit_line, series, spec
 from ..judging import (
     SEVERITY,
     Verdict,
@@ -75,11 +75,11 @@ def _judge_lemma2(frames, env) -> Verdict:
              + ". On logistic-lower (tau, rho > 0) the measured sup is orders of magnitude below either form, so the "
                "tau M^2/mu vs tau M/mu discrepancy cannot show there; on the quadratic (tau = rho = 0, both forms "
                "equal) the exact constant is within a small factor of eq. (11).")
-    figure = spec("semilogy", f"{cid}: Lipschitz constant of grad Phi", "configuration index", "Lipschitz constant", [
+    figure = spec("semilogy", f"{cid}: Lipschitz constant of grad Phi", "configuration", "Lipschitz constant", [
         series("measured sup", range(len(per)), per["sup"]),
         series("exact (affine grad Phi)", range(len(per)), per["exact"]),
-        series("eq. (11) printed", range(len(per)), per["printed"], style="bound"),
-        series("re-derived", range(len(per)), per["rederived"], style="bound")])
+        series("bound: eq. (11) as printed (judged)", range(len(per)), per["printed"], style="bound"),
+        series("bound: re-derived, tau M/mu (reported)", range(len(per)), per["rederived"], style="bound")])
     figure["xticklabels"] = list(per.index)
     return combine(cid, parts, headline="bound", reason=text,
                    details={"figure": figure, "rederived_worst_ratio": re})
@@ -101,11 +101,13 @@ def _error_figure(cid, df) -> dict:
     s = []
     for cfg, g in df.groupby("config"):
         by = g.groupby("T")
-        s.append(series(f"{cfg}: audited ITD (max over runs)", by["err"].max().index, by["err"].max().values))
+        # one colour per configuration, the bound in that colour with the line style of 'Prop. 3 bound'
+        s.append(series(f"{cfg}: audited ITD (max over runs)", by["err"].max().index, by["err"].max().values,
+                        group=cfg))
         s.append(series(f"{cfg}: exact ITD (max)", by["err_exact"].max().index, by["err_exact"].max().values,
-                        style="line"))
+                        style="line", group=cfg))
         s.append(series(f"{cfg}: Prop. 3 bound (max)", by["bound"].max().index, by["bound"].max().values,
-                        style="bound"))
+                        style="bound", group=cfg, bound="Prop. 3"))
     return spec("semilogy", f"{cid}: ITD hypergradient error against T", "T (inner GD steps)",
                 "||d f(x, y^T)/dx - grad Phi(x)||", s)
 
@@ -184,7 +186,7 @@ def _judge_prop3_rate(frames, env) -> Verdict:
     cid = "arxiv20.prop3.rate"
     df = frames[ITD_ERROR]
     df = df[df["in_region"]]
-    fits = {}
+    fits, lines = {}, []
     for cfg, g in df.groupby("config"):
         g = g[(g["T"] >= g["T"].max() / 2) & (g["err_exact"] > ABOVE_ROUNDOFF * g["tol"])]
         if g["T"].nunique() < 3:
@@ -200,6 +202,11 @@ def _judge_prop3_rate(frames, env) -> Verdict:
         pred = math.log(bd.BOUNDS["arxiv20.prop3.rate"](float(g["alpha_mu"].iloc[0]), 1.0))
         fits[cfg] = judge_scaling(cid, pred, fit, f"{cfg}: slope of log error in T over T = {int(T.min())}.."
                                   f"{int(T.max())} (predicted log sqrt(1 - alpha mu))", instance_exponent=exact.slope)
+        # the judged slope over its window, through the window's mean errors (the fit pools the instances)
+        m = g.groupby("T")["err"].mean()
+        lines.append(fit_line(f"{cfg}: fitted slope {fit.slope:.3g} [{fit.low:.3g}, {fit.high:.3g}]", fit,
+                              (T.min(), T.max()), pred, group=cfg,
+                              intercept=centred_intercept("semilogy", fit.slope, m.index, m.values)))
     if not fits:
         return Verdict(id=cid, verdict="inconclusive",
                        reason="the exact ITD error reaches round-off before the second half of the T range on every "
@@ -215,10 +222,12 @@ def _judge_prop3_rate(frames, env) -> Verdict:
         note = (" The exact ITD error decays at least as fast as (1 - alpha mu) per step on every configuration (the "
                 "instance exponents; the y-error enters linearly), faster than the bound's square root: the bound's "
                 "rate is not tight.")
+    # one colour per configuration: the audited ITD's points, the exact ITD's line, the judged slope
+    names = {"err": "audited ITD", "err_exact": "exact ITD"}
     figs = [spec("semilogy", f"{cid}: error decay in T", "T (inner GD steps)", "mean ITD error",
-                 [series(f"{cfg}: {col}", g.groupby("T")[col].mean().index, g.groupby("T")[col].mean().values,
-                         style="line" if col == "err_exact" else "points")
-                  for cfg, g in frames[ITD_ERROR].groupby("config") for col in ("err", "err_exact")])]
+                 [series(f"{cfg}: {names[col]}", g.groupby("T")[col].mean().index, g.groupby("T")[col].mean().values,
+                         style="line" if col == "err_exact" else "points", group=cfg)
+                  for cfg, g in frames[ITD_ERROR].groupby("config") for col in ("err", "err_exact")], lines)]
     return combine(cid, fits, headline=max(fits, key=closeness),
                    reason=" | ".join(f"{f.verdict}: {f.reason}" for f in fits.values()) + note,
                    details={"figures": figs})

@@ -20,7 +20,7 @@ import bilevelbench.bounds as bd
 from bilevelbench.bounds.tables import kappa_exponents, row_names
 
 from ..experiments import stochastic as st
-from ..figures import series, spec
+from ..figures import centred_intercept, fit_line, series, spec
 from ..judging import (
     SEVERITY,
     Verdict,
@@ -165,14 +165,15 @@ def estimator_figures(cid: str, df, what: str, spectral: bool = False) -> list[d
     for (B, nf), g0 in df.groupby(["B", "noise_f"]):
         g = g0.groupby("Q").max(numeric_only=True).reset_index()
         at = f"B = {B:g}, noise_f = {nf:g}"
-        bias += [series(f"bias (MC), {at}", g["Q"], g["bias_mc"]),
-                 series(f"bias (exact), {at}", g["Q"], g["bias_exact"], style="line"),
-                 series(f"paper's bound, {at}", g["Q"], g["bias_bound"], style="bound")]
-        mse += [series(f"MSE (MC{', Frobenius' if spectral else ''}), {at}", g["Q"], g["mse_mc"]),
-                series(f"MSE (exact), {at}", g["Q"], g["mse_exact"], style="line"),
-                series(f"paper's bound, {at}", g["Q"], g["mse_bound"], style="bound")]
+        # one colour per (B, noise_f); the paper's bound in that colour, one line style for it
+        bias += [series(f"bias (MC), {at}", g["Q"], g["bias_mc"], group=at),
+                 series(f"bias (exact), {at}", g["Q"], g["bias_exact"], style="line", group=at),
+                 series(f"paper's bound, {at}", g["Q"], g["bias_bound"], style="bound", group=at, bound="paper")]
+        mse += [series(f"MSE (MC{', Frobenius' if spectral else ''}), {at}", g["Q"], g["mse_mc"], group=at),
+                series(f"MSE (exact), {at}", g["Q"], g["mse_exact"], style="line", group=at),
+                series(f"paper's bound, {at}", g["Q"], g["mse_bound"], style="bound", group=at, bound="paper")]
         if spectral:
-            mse.append(series(f"MSE (MC, spectral), {at}", g["Q"], g["mse_spec_mc"]))
+            mse.append(series(f"MSE (MC, spectral), {at}", g["Q"], g["mse_spec_mc"], group=at))
     return [spec("semilogy", f"{cid}: bias of {what} against Q", "Q", "||E u - u*||", bias),
             spec("semilogy", f"{cid}: MSE of {what} against Q", "Q", "E||u - u*||^2", mse)]
 
@@ -337,6 +338,8 @@ def _judge_thm3_rates(frames, env) -> Verdict:
                         "sizes follow the mean kappa (preset default), tau = rho = 0 here. Against the mean kappa "
                         "(not judged): " + ", ".join(f"{k} {e['fitted']:.3g} [{e['ci'][0]:.3g}, {e['ci'][1]:.3g}]"
                                                     for k, e in by_mean.details["exponents"].items()) + ")")
+    for e in rates.details["exponents"].values():  # the report's headline: fitted against kappa_s, not kappa
+        e.update(over="kappa_s", column="kappa_s")
     parts = {"rates": rates, "counts": judge_counts(cid, df, list(pred), "stocBiO")}
     return combine(cid, parts, headline="rates", details={k: v for k, v in rates.details.items()})
 
@@ -433,9 +436,16 @@ def _judge_floor(frames, env) -> Verdict:
             v.reason += " The floor grows with the batch size."
         parts[param] = v
         m = g.groupby("value")["floor"].mean().reset_index()
-        figs.append(spec("semilogy" if param == "Q" else "loglog", f"{cid}: floor against {param}", param,
+        kind = "semilogy" if param == "Q" else "loglog"
+        # the judged slope (fitted within instance) drawn through the means' centre, the predicted one with it
+        what_slope = "slope of log floor in Q" if param == "Q" else f"log-log slope in {param}"
+        fl = fit_line(f"fit (within instance): {what_slope} {fit.slope:.3g} [{fit.low:.3g}, {fit.high:.3g}]", fit,
+                      (m["value"].min(), m["value"].max()), pred, algorithm="stocbio",
+                      intercept=centred_intercept(kind, fit.slope, m["value"], m["floor"]))
+        figs.append(spec(kind, f"{cid}: floor against {param}", param + (" (Neumann terms)" if param == "Q" else
+                                                                          " (batch size)"),
                          "mean ||grad Phi||^2 at stationarity",
-                         [series("stocBiO", m["value"], m["floor"], algorithm="stocbio")]))
+                         [series("stocBiO (mean over instances)", m["value"], m["floor"], algorithm="stocbio")], [fl]))
     div = _diverged(cid, df, "param", "stocBiO from a stationary point")
     if div is not None:
         parts["convergence"] = div
@@ -482,9 +492,18 @@ def _judge_thm4(frames, env) -> Verdict:
     div = _diverged(cid, df.assign(value=df["tasks"]), "tasks", "ITD-BiO with task sampling from a stationary point")
     if div is not None:
         parts["convergence"] = div
-    m = ok.groupby("tasks")["floor"].agg(["mean", "min", "max"]).reset_index()
-    fig = spec("loglog", f"{cid}: floor against the task batch", "|B|", "mean ||grad Phi||^2 at stationarity",
-               [series("meta ITD-BiO", m["tasks"], m["mean"], ylow=m["min"], yhigh=m["max"], algorithm="meta-itd-bio")])
+    # one colour per kappa of the sweep (the fit is within instance, so its line is drawn through the means'
+    # centre; the predicted slope from the same point)
+    series_, fits = [], []
+    for k, gk in ok.groupby("kappa"):
+        m = gk.groupby("tasks")["floor"].agg(["mean", "min", "max"]).reset_index()
+        series_.append(series(f"meta ITD-BiO, kappa {k:.3g} (mean, min-max over instances)", m["tasks"], m["mean"],
+                              ylow=m["min"], yhigh=m["max"], group=f"kappa {k:.3g}"))
+        fits.append(fit_line(f"fit (within instance): slope {fit.slope:.2f} [{fit.low:.2f}, {fit.high:.2f}]", fit,
+                             (m["tasks"].min(), m["tasks"].max()), pred, group=f"kappa {k:.3g}",
+                             intercept=centred_intercept("loglog", fit.slope, m["tasks"], m["mean"])))
+    fig = spec("loglog", f"{cid}: floor against the task batch", "|B| (tasks per batch)",
+               "mean ||grad Phi||^2 at stationarity", series_, fits)
     return combine(cid, parts, headline="scaling", details={"figure": fig})
 
 
@@ -562,9 +581,14 @@ def _judge_table2(frames, env) -> Verdict:
                       "preset, BSA's and TTSA's step constants are our choices): at one moderate (eps, kappa) the "
                       "constants decide the order, so this point neither supports nor contradicts the table.")
     parts = {"comparison": cmp, **parts}
-    fig = spec("linear", f"{cid}: samples to eps", "algorithm index", "samples (F + G) to eps",
-               [series(a, [i], [v["mean"]], ylow=[v["low"]], yhigh=[v["high"]], algorithm=a)
+    # one category per arm; an arm with runs that did not reach eps has a mean that is a lower bound: drawn
+    # censored (its interval is then not one of the samples to eps, so none is drawn)
+    fig = spec("linear", f"{cid}: samples to eps (mean over runs, 99% interval)", "algorithm (role)",
+               "samples of F and G to eps (count)",
+               [series(f"{a} ({v['reached']}/{v['runs']} runs reached eps)", [i], [v["mean"]], ylow=[v["low"]],
+                       yhigh=[v["high"]], algorithm=a, censored=[v["censored"]])
                 for i, (a, v) in enumerate(stats.items())])
+    fig["xticklabels"] = list(stats)
     return combine(cid, parts, headline="comparison", details={"figure": fig, "stats": stats})
 
 

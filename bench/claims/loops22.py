@@ -16,7 +16,7 @@ import numpy as np
 from bilevelbench.bounds.tables import kappa_exponent, kappa_exponents, row_names, rows_where
 
 from ..experiments.loops import AID_PRESETS, AID_RATE, COR6, FLOOR_GAP, ITD_RATE, LOWER_BOUND, NOLOOP_CENSORED, TABLE3
-from ..figures import fit_line, series, spec
+from ..figures import centred_intercept, fit_line, series, spec
 from ..judging import (
     Verdict,
     combine,
@@ -150,11 +150,11 @@ def _judge_n_loop(frames, env) -> Verdict:
         reason += " Undecided: " + ", ".join(undecided) + "."
 
     def _series(p, kind):
+        # a count that is a lower bound (fixed steps, eps not reached) is drawn censored; one colour per regime
         c = counts[(p, kind)]
-        lb = " (fixed steps: lower bound)" if any(v[1] for v in c.values()) else ""
-        return series(f"{regime[p]}{lb}", list(c), [v[0] for v in c.values()], algorithm=f"aid-bio {regime[p]}")
+        return series(regime[p], list(c), [v[0] for v in c.values()], censored=[bool(v[1]) for v in c.values()])
 
-    figs = [spec("loglog", f"{cid}: {kind.upper()} to eps by regime", "kappa", f"{kind} to eps",
+    figs = [spec("loglog", f"{cid}: {kind.upper()} to eps by regime", "kappa = L/mu", f"{kind} to eps (count)",
                  [_series(p, kind) for p in AID_PRESETS]) for kind in ("mv", "gc")]
     measured = min(ratios) if ratios else math.nan
     if failed is not None:
@@ -248,7 +248,7 @@ def _judge_cor6(frames, env) -> Verdict:
         cid, kappa_exponent(COR6_ROW), fit, "measured floor vs kappa against the error term M^2 L^2/(alpha mu^3) "
         "(Corollary 6's kappa^3 at fixed M, alpha = 1/(2NL)); tolerance: local slope of the floor's Theta(1) factor "
         "(1 - 1/kappa)(1 - alpha mu)^(2N)", tol=theta_tol,
-        note="(The tolerance is that Theta(1) factor's slope, not an O~ log factor.)")
+        tol_from="the local slope of the floor's Theta(1) factor (1 - 1/kappa)(1 - alpha mu)^(2N), no O~ log factor")
     upper_c1 = float(df["max_avg_over_bound"].max())
     up = judge_upper(cid, 1.0, upper_c1, upper_c1, upper_c1, "max over K of the average / [kappa^3/K + M^2 L^2/"
                      "(alpha mu^3)] with the O(.)'s hidden constant set to 1")
@@ -301,8 +301,9 @@ def _judge_thm4(frames, env) -> Verdict:
     sub = df[(df["rule"] == "1/L") & (df["instance"] == 0)]
     figs = [spec("semilogy", f"{cid}: ITD-BiO floor against N (alpha = 1/L)", "N", "||grad Phi||^2",
                  [s for k, g in sub.groupby("kappa") for s in (
-                     series(f"kappa {k:g}: min_k measured", g["N"], g["min_grad_sq"], algorithm="itd-bio"),
-                     series(f"kappa {k:g}: exact floor", g["N"], g["floor"], style="bound"))])]
+                     series(f"kappa {k:g}: min_k measured", g["N"], g["min_grad_sq"], group=f"kappa {k:g}"),
+                     series(f"kappa {k:g}: exact floor", g["N"], g["floor"], style="bound", group=f"kappa {k:g}",
+                            bound="exact floor"))])]
     return combine(cid, parts, headline="lower bound", details={"figures": figs, "constant": float(c_eff)})
 
 
@@ -334,9 +335,8 @@ def _two_sided(cid, predicted, slope, what, tol, why="the round-off bound of the
     """An exponent that is exact (Theta on both sides): consistent unless it leaves predicted +- tol (``why``
     says where the tolerance comes from; here it is no O~ log factor)."""
     fit = Fit(slope, slope, slope, math.nan, 0)
-    note = f"(The tolerance is {why}.)"
-    hi = judge_scaling(cid, predicted, fit, what, upper=True, tol=tol, note=note)
-    lo = judge_scaling(cid, predicted, fit, what, upper=False, tol=tol, note=note)
+    hi = judge_scaling(cid, predicted, fit, what, upper=True, tol=tol, tol_from=why)
+    lo = judge_scaling(cid, predicted, fit, what, upper=False, tol=tol, tol_from=why)
     return hi if hi.verdict == "violated" else lo
 
 
@@ -344,10 +344,17 @@ def _judge_thm4_scaling(frames, env) -> Verdict:
     cid = "loops22.thm4.scaling"
     df = frames[LOWER_BOUND]
     df = df.assign(rel=df["floor_rtol"])
-    parts, figs = {}, []
+    parts, figs, by_n, n_fits = {}, [], [], []
     for kappa, g in df[df["rule"] == "1/L"].groupby("kappa"):
         g = g.groupby("N").agg(bias_sq=("bias_sq", "mean"), rel=("rel", "max"), thm4=("thm4_c1", "mean"))
         slope, tol = _slope_and_tol(g.index, g["bias_sq"], g["rel"])
+        # the judged slope, drawn through the means it was fitted on (one colour per kappa)
+        grp = f"kappa {kappa:g}"
+        by_n.append(series(f"{grp} (mean over instances)", g.index, g["bias_sq"], group=grp))
+        pred = _slope_and_tol(g.index, g["thm4"], np.zeros(len(g)))[0]
+        n_fits.append(fit_line(f"{grp}: slope {slope:.3g}", Fit(slope, slope, slope, math.nan, len(g)),
+                               (g.index.min(), g.index.max()), pred, group=grp,
+                               intercept=centred_intercept("semilogy", slope, g.index, g["bias_sq"])))
         # Theorem 4's shape evaluated over the same N grid (bounds.loops22.thm4_floor): 2 ln(1 - alpha mu)
         pred = _slope_and_tol(g.index, g["thm4"], np.zeros(len(g)))[0]
         parts[f"N at kappa {kappa:g}"] = _two_sided(
@@ -369,14 +376,11 @@ def _judge_thm4_scaling(frames, env) -> Verdict:
                                               "plus the slope's round-off bound")
     kmin, kmax = float(g.index.min()), float(g.index.max())
     fk = Fit(slope, slope, slope, float(np.mean(np.log(g["bias_sq"])) - slope * lk.mean()), len(g))
-    figs.append(spec("loglog", f"{cid}: floor against kappa (fixed alpha mu, N = 2)", "kappa", "floor",
+    figs.append(spec("loglog", f"{cid}: floor against kappa (fixed alpha mu, N = 2)", "kappa = L/mu", "floor",
                      [series("measured floor", g.index, g["bias_sq"], algorithm="itd-bio"),
                       series("exact floor", g.index, g["floor"], style="bound")],
                      [fit_line(f"fit slope {slope:.3f}", fk, (kmin, kmax), table)]))
-    sub = df[(df["rule"] == "1/L") & (df["instance"] == 0)]
-    figs.append(spec("semilogy", f"{cid}: floor against N (alpha = 1/L)", "N", "floor",
-                     [series(f"kappa {k:g}", h["N"], h["bias_sq"], algorithm="itd-bio")
-                      for k, h in sub.groupby("kappa")]))
+    figs.append(spec("semilogy", f"{cid}: floor against N (alpha = 1/L)", "N (inner steps)", "floor", by_n, n_fits))
     return combine(cid, parts, headline="kappa (Table 2)", details={"figures": figs})
 
 

@@ -12,7 +12,6 @@ against the exact difference) are two-sided with round-off or contraction tolera
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import pandas as pd
@@ -42,9 +41,10 @@ def _identity_part(cid, df, err, tol, what, where=("family",)) -> Verdict:
                           f"{len(df)} rows)", worst_err=float(w[err]), worst_tol=float(w[tol]))
 
 
-def _exps(parts: dict[str, Verdict]) -> dict:
+def _exps(parts: dict[str, Verdict], over: str) -> dict:
+    """The exponents of ``parts`` for the report's headline, each fitted against the swept variable ``over``."""
     return {k: {"predicted": v.predicted, "fitted": v.measured, "ci": [v.ci_low, v.ci_high],
-                "instance": v.details.get("instance_exponent")} for k, v in parts.items()}
+                "instance": v.details.get("instance_exponent"), "over": over} for k, v in parts.items()}
 
 
 def local_slopes(df: pd.DataFrame, x: str, y: str, ro: str, toward_zero: bool, usable: float = 100.0) -> pd.DataFrame:
@@ -87,19 +87,13 @@ def _asymptotic_part(cid, df, x, y, ro, predicted, what, two_sided: bool, note="
     tol = float(good["tol"].max())
     text = (f"(Tolerance 2 |last - previous local slope| + round-off: the pre-asymptotic deviation left, not a log "
             f"factor; interval: range of the last local slope over {len(good)} instances.) {note}").strip()
-    shallow = _exact_slope(judge_scaling(cid, predicted, fit, what, upper=not toward_zero, tol=tol, note=text))
+    # these slopes are exact orders: the tolerance is the pre-asymptotic deviation (``local_slopes``), no log factor
+    src = "the pre-asymptotic deviation of the last local slope, and round-off"
+    shallow = judge_scaling(cid, predicted, fit, what, upper=not toward_zero, tol=tol, tol_from=src, note=text)
     if not two_sided or shallow.verdict == "violated":
         return shallow
-    steep = _exact_slope(judge_scaling(cid, predicted, fit, what, upper=toward_zero, tol=tol, note=text))
+    steep = judge_scaling(cid, predicted, fit, what, upper=toward_zero, tol=tol, tol_from=src, note=text)
     return steep if steep.verdict == "violated" else shallow
-
-
-def _exact_slope(v: Verdict) -> Verdict:
-    """judge_scaling names any tolerance a log factor; these slopes are exact orders, whose tolerance is the
-    pre-asymptotic deviation (``local_slopes``): the reason says so."""
-    v.reason = re.sub(r" \+ log tolerance ([0-9.e+-]+) \(local slope of the log factor the O~ hides\)",
-                      r" +- tolerance \1", v.reason)
-    return v
 
 
 # ====================================================================== f2sa23.identity
@@ -168,7 +162,7 @@ def _judge_fd(frames, env) -> Verdict:
             figs_series.append(series(f"p = {int(p)}, {fam}", list(m.index), list(m.values), group=f"p = {int(p)}"))
             f = loglog_fit(m.index.to_numpy()[:3], m.to_numpy()[:3], n_boot=0)
             fits.append(fit_line(f"p = {int(p)} {fam}: slope {f.slope:.2f} (smallest nu)", f,
-                                 (min(nus), sorted(nus)[2]), pred))
+                                 (min(nus), sorted(nus)[2]), pred, group=f"p = {int(p)}"))
     lin = df[df["family"] == "linear"]
     parts["exact (f linear in y)"] = _identity_part(
         cid, lin, "lin_dev", "lin_tol", "f linear in y: error = nu (sum_j c_j s_j^2) G2 exactly (bounds "
@@ -179,7 +173,7 @@ def _judge_fd(frames, env) -> Verdict:
         cid, alg, "alg_dev", "alg_tol", "audited F2SA-p (one outer step, T inner steps per node) against the exact "
         "difference, tolerance the inner loops' contraction bound (penalty.gd_contraction) + round-off",
         ("family", "p", "nu", "instance"))
-    exps = _exps({k: v for k, v in parts.items() if k.startswith("p=")})
+    exps = _exps({k: v for k, v in parts.items() if k.startswith("p=")}, "nu")
     figs = [spec("loglog", f"{cid}: finite-difference error vs nu (nu <= 1/(2 kappa), kappa {kappa:g})", "nu",
                  "||estimate - grad Phi|| (mean over instances)", figs_series, fits)]
     lr = lin.groupby(["p", "nu"]).apply(lambda g: float((g["lin_dev"] / g["lin_tol"]).max()),
@@ -234,7 +228,7 @@ def _judge_bias(frames, env) -> Verdict:
                           note="[M]: order only; per unit of the upper level's gradient (F2BA's l bounds it).")
         parts[f"kappa exponent {fam}"] = v
         exps[f"lambda x bias vs kappa ({fam})"] = {"predicted": v.predicted, "fitted": v.measured,
-                                                   "ci": [v.ci_low, v.ci_high], "instance": None}
+                                                   "ci": [v.ci_low, v.ci_high], "instance": None, "over": "kappa"}
         m = top.assign(r=r).groupby("kappa")["r"].mean()
         figs.append(spec("loglog", f"{cid}: lambda x bias per unit ||grad_y f|| vs kappa ({fam})", "kappa = L/mu",
                          "lambda ||grad L* - grad phi|| / ||grad_y f||",
@@ -243,7 +237,8 @@ def _judge_bias(frames, env) -> Verdict:
                                    (min(m.index), max(m.index)), pred)]))
     for k, v in parts.items():
         if k.startswith("lambda slope"):
-            exps[k] = {"predicted": v.predicted, "fitted": v.measured, "ci": [v.ci_low, v.ci_high], "instance": None}
+            exps[k] = {"predicted": v.predicted, "fitted": v.measured, "ci": [v.ci_low, v.ci_high], "instance": None,
+                       "over": "lambda"}
     gl = df.groupby(["family", "kappa", "lam"])["err"].mean().reset_index()
     figs.insert(0, spec("loglog", f"{cid}: bias vs lambda", "lambda (penalty)", "||grad L*_lambda - grad phi|| (mean)",
                         [series(f"{f}, kappa {k:g}", list(g["lam"]), list(g["err"]), group=f"kappa {k:g}")
@@ -318,7 +313,7 @@ def _judge_f2ba_rate(frames, env) -> Verdict:
                   f"parameters spend (first: eps {under['eps'].iloc[0]:g}: {under['gc'].iloc[0]:.6g} < "
                   f"{under['struct_gc'].iloc[0]:.6g}). " + reason)
     details = {"exponents": {"gc vs 1/eps": {"predicted": pred, "fitted": fit.slope, "ci": [fit.low, fit.high],
-                                             "instance": pred + tol_log, "structural": struct}},
+                                             "instance": pred + tol_log, "structural": struct, "over": "1/eps"}},
                "experiment": F2BA_RATE, "tol_log": tol_log}
     if failed is not None:
         verdict, reason = "violated", failed.reason + ". " + reason
@@ -492,7 +487,7 @@ def _judge_f2sa_rate(frames, env) -> Verdict:
     reason = v.reason + (f" Public code's lambda ~ k^(6/7) with the same steps (baseline, no theorem covers it): "
                          f"fitted slope {pfit.slope:.3g} [{pfit.low:.3g}, {pfit.high:.3g}], average at K = {steps}: "
                          f"{mpub.iloc[-1]:.3g} against the paper's {mpaper.iloc[-1]:.3g}." if pfit is not None else "")
-    details = {"exponents": {"avg ||grad phi||^2 vs K": {"predicted": pred, "fitted": fit.slope,
+    details = {"exponents": {"avg ||grad phi||^2 vs K": {"predicted": pred, "fitted": fit.slope, "over": "K",
                                                         "ci": [fit.low, fit.high], "instance": None}},
                "experiment": F2SA_RATE, "public_slope": None if pfit is None else pfit.slope,
                "figure": spec("loglog", f"{cid}: averaged squared stationarity", "K (outer steps)",
@@ -502,7 +497,7 @@ def _judge_f2sa_rate(frames, env) -> Verdict:
                                series("F2SA public lambda ~ k^6/7 (baseline)", list(mpub.index), list(mpub.values),
                                       algorithm="f2sa public")],
                               [fit_line(f"fit slope {fit.slope:.2f} [{fit.low:.2f}, {fit.high:.2f}]", fit,
-                                        (min(Ks), max(Ks)), pred)])}
+                                        (min(Ks), max(Ks)), pred, algorithm="f2sa")])}
     verdict = v.verdict
     if failed is not None:
         verdict, reason = "violated", failed.reason + ". " + reason

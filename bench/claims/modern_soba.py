@@ -131,7 +131,8 @@ def _judge_thm1(frames, env) -> Verdict:
         v.verdict = "violated"
         v.reason = (f"the runs' steps differ from Theorem 1's rho = T^-2/5, gamma = T^-3/5 by {off:.3g} (relative). "
                     + v.reason)
-    exps = {"avg_grad_sq": {"predicted": predicted, "fitted": fit.slope, "ci": [fit.low, fit.high], "instance": None}}
+    exps = {"avg_grad_sq": {"predicted": predicted, "fitted": fit.slope, "ci": [fit.low, fit.high], "instance": None,
+                            "over": "T"}}
     v.details.update({"steps_relative_error": float(off), "exponents": exps, "experiment": THM1,
                       "public_exponent": pfit.slope, "figure": _thm1_figure(cid, th, pub, fit, predicted)})
     return v
@@ -146,7 +147,7 @@ def _thm1_figure(cid, th, pub, fit, predicted):
                 style="line", algorithm="soba public")]
     lx, ly = np.log(g["T"].to_numpy(dtype=float)), np.log(g["mean"].to_numpy())
     fits = [fit_line(f"fit: slope {fit.slope:.2f} [{fit.low:.2f}, {fit.high:.2f}]", fit, (g["T"].min(), g["T"].max()),
-                     predicted),
+                     predicted, algorithm="soba"),
             {"label": f"Theorem 1: slope {predicted:g}", "slope": predicted, "low": None, "high": None,
              "intercept": float(np.mean(ly) - predicted * np.mean(lx)), "predicted": predicted,
              "x": [float(g["T"].min()), float(g["T"].max())]}]
@@ -447,12 +448,14 @@ def _judge_srba(frames, env) -> Verdict:
             + ", ".join(f"n + m = {int(k)}: {v:.1f}" for k, v in ok.groupby("nm")["K"].mean().items())
             + f". {SRBA_NOTE}")
     v = judge_scaling(cid, SRBA_EXPONENT, fit, "oracle calls to eps vs n + m", upper=True, tol=tol,
+                      tol_from="the preset's Theta(1) factors and K's integer rounding (below)",
                       instance_exponent=inst, structural=struct, structural_tol=tol_k, note=note)
     if failed is not None:
         v.verdict, v.reason = "violated", failed.reason + ". " + v.reason
         v.details["non_converged"] = failed.details["non_converged"]
     v.details.update({"exponents": {"calls": {"predicted": SRBA_EXPONENT, "fitted": fit.slope,
-                                              "ci": [fit.low, fit.high], "instance": inst, "structural": struct}},
+                                              "ci": [fit.low, fit.high], "instance": inst, "structural": struct,
+                                              "over": "n + m"}},
                       "experiment": SRBA, "figure": _srba_figure(cid, df, ok, fit)})
     return v
 

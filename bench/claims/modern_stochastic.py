@@ -293,7 +293,7 @@ def _samples_parts(cid, df, predicted: dict, tol: dict, algorithm: str):
         x, y = _samples_vs_eps(df, col)(groups)
         figs.append(_rate_figure(cid, f"{col} to eps", x, y, fit, p, "1/eps (eps = E||grad Phi||^2)",
                                  f"{col} (mean over runs)", algorithm))
-        exps[col] = {"predicted": p, "fitted": fit.slope, "ci": [fit.low, fit.high], "instance": None,
+        exps[col] = {"predicted": p, "fitted": fit.slope, "ci": [fit.low, fit.high], "instance": None, "over": "1/eps",
                      "structural": struct}
     return parts, figs, exps
 
@@ -366,7 +366,8 @@ def _judge_ttsa_rate(frames, env) -> Verdict:
     figs.insert(0, _rate_figure(cid, "E||grad Phi||^2 against K", [float(k) for k in keys],
                                 [a[:, 0].mean() for a in groups], fit, p_rate, "horizon K",
                                 "(1/K) sum_k ||grad Phi(x_k)||^2 (mean over runs)", algo))
-    exps = {"rate": {"predicted": p_rate, "fitted": fit.slope, "ci": [fit.low, fit.high], "instance": None}, **exps}
+    exps = {"rate": {"predicted": p_rate, "fitted": fit.slope, "ci": [fit.low, fit.high], "instance": None,
+                     "over": "K"}, **exps}
     note = ("TTSA's constants c_alpha, c_beta are NOT FOUND ([UNV]): only the exponents are checked (bounds "
             f"ttsa20.rate, ttsa20.samples = ICML 2021 Table 2's restatement); samples_g's tolerance {tol_g:.2g} is the "
             "local slope of the Neumann length b = Theta(kappa log K) [INF] against 1/eps")
@@ -471,7 +472,7 @@ def _judge_eps_rate(cid, frames, name, role, bound_name) -> Verdict:
         f = _rate_figure(cid, f"{col} to eps", xs, ys, fit, p, "1/eps", f"{col} (mean over runs)", algo)
         f["series"] = [s]
         figs.append(f)
-        exps[col] = {"predicted": p, "fitted": fit.slope, "ci": [fit.low, fit.high], "instance": None,
+        exps[col] = {"predicted": p, "fitted": fit.slope, "ci": [fit.low, fit.high], "instance": None, "over": "1/eps",
                      "structural": struct}
     last = {k: (np.concatenate([pt[k][-1] for pt in points]), np.concatenate([pt[f"struct_{k}"][-1] for pt in points]))
             for k in ("samples_f", "samples_g")}

@@ -210,10 +210,14 @@ def _judge_thm3(cid):
         fig = []
         for (inst, jv), cs in curves.items():
             k, mm, lo, hi, tight, loose = zip(*cs, strict=True)
-            fig += [series(f"measured ({inst}, {jv} d2 Phi^)", k, mm, ylow=lo, yhigh=hi, algorithm=f"sid-{inst}-{jv}"),
-                    series(f"bound, measured rates ({inst}, {jv})", k, tight, style="bound")]
+            # one colour per (instance, d2 Phi^); one line style per bound: with the measured rates, with Thm 5.1's
+            grp = f"{inst}, {jv} d2 Phi^"
+            fig += [series(f"measured ({grp})", k, mm, ylow=lo, yhigh=hi, group=grp),
+                    series(f"bound with the measured rho, sigma ({grp})", k, tight, style="bound", group=grp,
+                           bound="measured rates")]
             if all(math.isfinite(b) for b in loose):
-                fig.append(series(f"bound, Thm 5.1 rates ({inst}, {jv})", k, loose, style="line"))
+                fig.append(series(f"bound with Thm 5.1's rates ({grp})", k, loose, style="bound", group=grp,
+                                  bound="Thm 5.1 rates"))
         runs = ", ".join(f"{i}: R = {int(r)}" for i, r in df.groupby("instance")["R"].first().items())
         r_max, where_max = max(ratio)
         note = (f"; the paper's SID (exact moments): left side / bound at its exact rates is at most {r_max:.4g} "
@@ -424,11 +428,12 @@ def _judge_sgd_bound(cid: str, policies: tuple[str, ...], instances: tuple[str, 
                     exacts.append(_exact(cid, err, g["ex_mse"], what, m, VAR_RES))
                 curve.append((t, s.mean, s.low, s.high, bound, g["ex_mse"]))
             t, mm, lo, hi, b, ex = zip(*curve, strict=True)
-            fig += [series(f"measured, {inst}, alpha = {rule}, {policy}", t, mm, ylow=lo, yhigh=hi,
-                           algorithm=f"fp-{inst}-{rule}-{policy}"),
-                    series(f"bound, {inst}, alpha = {rule}, {policy}", t, b, style="bound")]
+            # one colour per (instance, step rule, policy); the bound of each in that colour, one line style
+            grp = f"{inst}, alpha = {rule}, {policy}"
+            fig += [series(f"measured, {grp}", t, mm, ylow=lo, yhigh=hi, group=grp),
+                    series(f"bound, {grp}", t, b, style="bound", group=grp, bound="bound")]
             if all(math.isfinite(e) for e in ex):
-                fig.append(series(f"exact, {inst}, {policy}", t, ex, style="line"))
+                fig.append(series(f"exact, {grp}", t, ex, style="line", group=grp))
         R = len(df["err"].iloc[0])
         parts = {"bound": _worst(bounds, cid, f"iteration (17) through sid.fixed-point, R = {R} runs, 99% one-sided "
                                  "bounds")}
@@ -647,7 +652,8 @@ def _judge_fig1(frames, env) -> Verdict:
                 bad |= fit.low > PLATEAU
             parts.append(f"{n_reg} reg. param(s), {variant}: error at {last} epochs {s.mean:.3g} [{s.low:.3g}, "
                          f"{s.high:.3g}] vs Batch {b:.3g}; tail slope {fit.slope:.2f} [{fit.low:.2f}, {fit.high:.2f}]")
-            fits.append(fit_line(f"{variant}: slope {fit.slope:.2f}", fit, (tail[0], tail[-1])))
+            fits.append(fit_line(f"{variant}: slope {fit.slope:.2f}", fit, (tail[0], tail[-1]),
+                                 algorithm=f"sid-{variant}"))
         for variant, g in sub.groupby("variant"):
             mm = g.groupby("epochs")["err"]
             mean = mm.mean()

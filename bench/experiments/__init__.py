@@ -15,6 +15,8 @@ convergence curves), and the paper-specific ones registered by :func:`load`.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -102,6 +104,15 @@ class Arm:
     family: str = "quadratic"
     label: str = ""
 
+    @property
+    def reach(self) -> set[str]:
+        """The arm's role and the components its algorithm calls in this arm. A component role named
+        ``<param>.<choice>`` (``solver.neumann``) is called only where the algorithm's parameter ``<param>`` takes
+        ``<choice>``: the value the arm's preset gives on its family (the default without a preset); when the
+        experiment sets that parameter itself (``params``), every choice is reachable."""
+        return _arm_reach(self.role, self.preset, json.dumps(dict(self.preset_args), sort_keys=True), self.params,
+                          self.family)
+
 
 @dataclass(frozen=True)
 class Experiment:
@@ -130,9 +141,7 @@ class Experiment:
 
     @property
     def reach(self) -> set[str]:
-        from ..roles import reach_of
-
-        return reach_of(self.roles)
+        return set().union(*(a.reach for a in self.arms if a.audited)) if self.arms else set()
 
     def run_point(self, key, env, seed: int) -> list:
         """``measure`` with its output checked: every row an instance of the experiment's row type."""
@@ -142,6 +151,42 @@ class Experiment:
                 raise TypeError(f"experiment {self.name}: measure returned {type(r).__name__}, expected "
                                 f"{self.row_type.__name__}")
         return rows
+
+
+@functools.cache
+def _arm_reach(role: str, preset: str | None, preset_args: str, params: tuple[str, ...], family: str) -> frozenset:
+    import bilevelbench.algorithms as al
+    from bilevelbench.analytic import make_problem
+
+    from ..roles import ALGORITHM_ROLES
+
+    if role not in ALGORITHM_ROLES:
+        return frozenset({role})
+    algo = al.get(role)
+    selectors = {c.rpartition(".")[0] for c in algo.components} & set(algo.params) - set(params)
+    chosen = {}
+    if selectors:
+        problem = make_problem(family)
+        chosen = {k: algo.params[k].default_for(problem) for k in selectors}
+        if preset is not None:
+            # the arm's preset_args may hold placeholders the key fills (eps = 0): then the preset's defaults
+            # (no preset selects a component by its arguments); where neither evaluates, every choice
+            values = None
+            for args in (json.loads(preset_args), {}):
+                try:
+                    values = algo.presets[preset](problem, **args)
+                    break
+                except (ArithmeticError, ValueError):
+                    continue
+            if values is None:
+                return frozenset({role, *algo.components})
+            chosen.update({k: v for k, v in values.items() if k in selectors})
+    called = set()
+    for c in algo.components:
+        head, _, choice = c.rpartition(".")
+        if head not in chosen or chosen[head] == choice:
+            called.add(c)
+    return frozenset({role} | called)
 
 
 EXPERIMENTS: dict[str, Experiment] = {}

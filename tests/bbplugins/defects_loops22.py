@@ -100,7 +100,7 @@ ITD_UNCOUNTED = dataclasses.replace(al.get("itd-bio"), name="defect-itd-uncounte
 
 #: attribute -> (claims of the quick profile that must find it violated, what is wrong)
 DEFECTS = {
-    "AID_COLD_V": (("loops22.cor2", "loops22.cor1"), "AID-BiO without the warm start of v (No-loop and N-loop)"),
+    "AID_COLD_V": (("loops22.cor1", "loops22.cor2"), "AID-BiO without the warm start of v (No-loop and N-loop)"),
     "GD_OFF_BY_ONE": (("loops22.cor1",), "GD linear solver runs Q - 1 steps"),
     "ITD_EXTRA_FACTOR": (("loops22.thm4", "loops22.cor6"), "ITD reverse recursion applies one factor too many"),
     "ITD_COLD_Y": (("loops22.thm3-vs-thm4",), "ITD-BiO without the warm start of y"),

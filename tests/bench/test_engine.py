@@ -91,6 +91,11 @@ def test_scaling_rule_upper_and_lower():
     assert R.judge_scaling("x", 2.0, Fit(2.1, 1.9, 2.3, 0, 9), "m").verdict == "consistent"
     assert R.judge_scaling("x", 2.0, Fit(1.5, 1.4, 1.6, 0, 9), "m", upper=False).verdict == "violated"
     assert R.judge_scaling("x", 2.0, Fit(math.nan, math.nan, math.nan, 0, 1), "m").verdict == "inconclusive"
+    # the reason says where a tolerance comes from, on the side it is applied
+    assert "+ tolerance 0.3 (from the local slope over the grid of the log factor the O~ hides)" in R.judge_scaling(
+        "x", 2.0, Fit(2.1, 1.9, 2.3, 0, 9), "m", tol=0.3).reason
+    lower = R.judge_scaling("x", 2.0, Fit(2.1, 1.9, 2.3, 0, 9), "m", upper=False, tol=0.3, tol_from="round-off")
+    assert "- tolerance 0.3 (from round-off)" in lower.reason and "log" not in lower.reason
 
 
 def test_bad_verdict_name_rejected_and_verdicts_are_built_by_keyword():

@@ -123,7 +123,7 @@ def test_html_parses_and_is_self_contained(rendered):
     # 3 drawable spec figures + the reference curves + the verdict matrix (the synthetic verdicts carry no
     # exponents, so no exponent chart and no rate figure), all embedded
     assert len(imgs) == 5
-    assert all(a["src"].startswith("data:image/png;base64,") for a in imgs)
+    assert all(a["src"].startswith("data:image/webp;base64,") for a in imgs)
     for t, a in p.tags:
         for key in ("src", "href"):
             if key in a:

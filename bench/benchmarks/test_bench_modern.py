@@ -1,0 +1,58 @@
+"""Cost of one outer iteration of the solvers users compare against today, at the peer benchmark's defaults.
+
+Settings (benchopt/benchmark_bilevel defaults, issue 20 item 6): ``finite-sum-quadratic`` with d = 100 at both
+levels, n = m = 128 samples, float64 on the CPU; batch 64, 10 inner steps, 10 Neumann/solver steps: every
+solver with a ``peer`` preset runs it (``algorithms/modern_presets.py``: the public defaults, steps scaled by
+1/L_sample_yy); BSA, TTSA and stocBiO run the parameters of ``test_bench_algorithms.PEER``. Timed: one
+``algo.advance`` at outer index k = 1 after an untimed step k = 0 (which fills SABA's memories and starts
+SRBA's and VRBO's estimators with their full passes: those periodic passes, every q = 16 (SRBA) or 512 (VRBO)
+steps, are a separate cost), for R = 1 and R = 64 instances in lockstep; ``extra_info`` has the oracle
+counts of that step and ``per_instance_ms`` (the median divided by R).
+
+The peer's own times are not measured here (they need JAX and the peer's code, ``bench/peer_jax.py``); the
+README's table puts both side by side.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import counts_of
+from test_bench_algorithms import PEER
+
+from bilevelbench.algorithms.base import Context, get, resolve_params
+from bilevelbench.algorithms.oracle import CountedOracle
+from bilevelbench.analytic.rng import as_streams
+
+K = 1
+SOLVERS = ("soba", "saba", "srba", "amigo", "f2sa", "mrbo", "vrbo", "fsla", "bsa", "ttsa", "stocbio")
+#: FSLA has no public-default preset: its practical preset is batch 64 with steps 1/L_sample_yy
+PRESET = {"fsla": "practical"}
+
+
+def _context(name: str, problem, seed: int = 0):
+    algo = get(name)
+    if name in PEER:
+        values = resolve_params(algo, problem, None, PEER[name][0])
+    else:
+        values = resolve_params(algo, problem, PRESET.get(name, "peer"), {})
+    z = torch.zeros(problem.R, problem.dim_x, dtype=problem.dtype, device=problem.device)
+    ctx = Context(oracle=CountedOracle(problem), params=values, streams=as_streams(seed, problem.R, problem.device),
+                  x0=z, y0=torch.zeros_like(z), steps=1000, inference=True)
+    state = algo.advance(ctx, algo.init(ctx), K - 1)
+    return algo, ctx, state
+
+
+@pytest.mark.parametrize("R", [1, 64])
+@pytest.mark.parametrize("name", SOLVERS)
+def test_modern_outer_iteration(timed, benchmark, problems, name, R):
+    benchmark.group = f"modern solvers, peer defaults (d=100, batch 64, 10 inner/Neumann steps), R={R}"
+    problem = problems("finite-sum-quadratic", dim_x=100, dim_y=100, n=128, m=128, **({"batch": R} if R > 1 else {}))
+    algo, ctx, state = _context(name, problem)
+    step = lambda: algo.advance(ctx, state, K)  # noqa: E731
+    _, counts = counts_of(ctx.oracle, step)
+    new = timed(step, problem.device, rounds=5 if R == 1 else 3, R=R, d=100, counts=counts,
+                preset=PRESET.get(name, "peer"))
+    assert bool(torch.isfinite(new.x).all()) and bool(torch.isfinite(new.y).all())
+    assert sum(counts.values()) > 0
+    benchmark.extra_info["per_instance_ms"] = benchmark.stats.stats.median * 1e3 / R
