@@ -362,7 +362,8 @@ def run(name: str, problem, steps: int, x0=None, preset: str | None = None, gene
         y0=None, backend: str = "closed", record_every: int = 1, scorer: Callable | None = None,
         keep_iterates: bool = True, check_every: int | None = None, stop: Callable | None = None,
         components: Mapping[str, Callable] | None = None,
-        divergence_factor: float | None = DIVERGENCE_FACTOR, **params) -> Trace:
+        divergence_factor: float | None = DIVERGENCE_FACTOR, compile: bool | str | None = None,
+        **params) -> Trace:
     """Run algorithm ``name`` for ``steps`` outer iterations on ``problem``; returns a Trace.
 
     ``preset`` names a theory preset (parameters set from the problem's constants); explicit ``params``
@@ -374,7 +375,10 @@ def run(name: str, problem, steps: int, x0=None, preset: str | None = None, gene
     (dim,) are broadcast to every instance. A diverging instance (non-finite iterate, or ||(x, y)|| beyond
     ``divergence_factor`` times its start scale: the rule of ``Trace``; None keeps the non-finite test only)
     is recorded in ``diverged_at`` and frozen; the run warns once (``DivergenceWarning``), ends early when
-    every instance diverged, and raises no exception for it.
+    every instance diverged, and raises no exception for it. ``compile``: run the outer steps as one compiled
+    graph where the algorithm has a compiled form (``algorithms.compiled``: True, False, 'auto' = only runs long
+    enough to pay for building the graph, or None = the process default, 'auto' unless ``compiled.using`` sets
+    another); the results equal the eager steps' to float64 round-off and the counts are identical.
     """
     algo = get(name)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
@@ -403,6 +407,9 @@ def run(name: str, problem, steps: int, x0=None, preset: str | None = None, gene
     if check_every is None:
         check_every = 1 if problem.device.type == "cpu" else 16
     state = algo.init(ctx)
+    from .compiled import stepper as _compiled_stepper  # noqa: PLC0415 (compiled imports this module)
+
+    advance = _compiled_stepper(algo, ctx, compile) or (lambda st, k: algo.advance(ctx, st, k))
     R = problem.R
     diverged_at = torch.full((R,), -1, dtype=torch.int64)
     reasons = [""] * R
@@ -444,7 +451,7 @@ def run(name: str, problem, steps: int, x0=None, preset: str | None = None, gene
     kept = state  # the state at the last check (every instance finite and within the growth threshold)
     any_dead = False
     for k in range(steps):
-        state = algo.advance(ctx, state, k)
+        state = advance(state, k)
         if (k + 1) % check_every == 0 or k + 1 == steps:
             nonfinite = ~torch.isfinite(state.x).all(dim=-1)
             y = getattr(state, "y", None)

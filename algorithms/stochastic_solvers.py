@@ -155,7 +155,10 @@ def randomized_neumann(hvp: Callable, v: torch.Tensor, p: torch.Tensor, batches:
 
 def neumann_factors(p: torch.Tensor, b: int) -> int:
     """How many factors the batch must apply: max p where p is on the CPU (free to read), else b-1 (reading
-    a GPU tensor would synchronise the device once per step)."""
+    a GPU tensor would synchronise the device once per step). Inside a compiled step (``algorithms.compiled``)
+    b-1: a graph cannot read p's value, and factors past an instance's p step by exactly 0."""
+    if torch.compiler.is_compiling():
+        return b - 1
     return int(p.max()) if p.device.type == "cpu" and p.numel() else b - 1
 
 

@@ -119,8 +119,14 @@ class Streams:
         """(draws, R, n) uniform 32-bit integers for the next ``draws`` draws (counters counter..+draws-1):
         bits[j, r, i] = hash(hash(seed_r * GOLD + hash(counter + j)) ^ hash(i + POS)) mod 2^32.
         uint32 NumPy array on the CPU, int64 tensor on another device."""
-        draw = [_hash32_int(self.counter + j) for j in range(draws)]
+        out = self._bits_at(n, range(self.counter, self.counter + draws))
         self.counter += draws
+        return out
+
+    def _bits_at(self, n: int, counters) -> object:
+        """``_bits`` for the given draw counters, without advancing the stream (``integers_ahead``)."""
+        draw = [_hash32_int(c) for c in counters]
+        draws = len(draw)
         if self._numpy:
             R = len(self._seeds_int)
             if draws * R * n <= _FEW:
@@ -179,6 +185,47 @@ class Streams:
         if size > high:
             raise ValueError(f"cannot draw size={size} distinct integers from {high} without replacement")
         return torch.argsort(self.uniform(high), dim=1)[:, :size]
+
+
+    # ------------------------------------------------------------------ drawing ahead (algorithms/compiled.py)
+    def integers_ahead(self, calls: Sequence[tuple[int, int, bool]]) -> list[torch.Tensor]:
+        """The results of ``integers(high, size, replace)`` for each (high, size, replace) of ``calls`` in
+        order, bitwise those of the calls made one by one, and the stream advanced as they would advance it.
+
+        Every ``integers`` call consumes two draw counters (the two halves of its 53-bit uniforms), so call j
+        reads counters c + 2j and c + 2j + 1 (c the counter now) and its bits at positions 0..size-1 (high
+        without replacement): a position's bits do not depend on how many positions a draw has. Calls of
+        one width are hashed together (one ``_bits_at`` per width instead of one hash per call) and mapped
+        to integers by the arithmetic of ``integers``; without replacement the argsort is per call, on the
+        same uniforms. A compiled step draws a chunk of its steps' indices this way, outside its graph."""
+        calls = [(int(h), int(s), bool(rep)) for h, s, rep in calls]
+        for high, size, rep in calls:
+            if size < 0 or high <= 0 or (not rep and size > high):
+                raise ValueError(f"invalid draw integers({high}, {size}, replace={rep})")
+        c0 = self.counter
+        widths: dict[int, list[int]] = {}
+        for j, (high, size, rep) in enumerate(calls):
+            widths.setdefault(size if rep else high, []).append(j)
+        out: list = [None] * len(calls)
+        for n, js in widths.items():
+            bits = self._bits_at(n, [c0 + 2 * j + h for j in js for h in (0, 1)])
+            for m, j in enumerate(js):
+                hi, lo = bits[2 * m] >> 5, bits[2 * m + 1] >> 6
+                high, size, rep = calls[j]
+                if isinstance(bits, np.ndarray):
+                    u = (hi.astype(np.float64) * 67108864.0 + lo.astype(np.float64)) / 9007199254740992.0
+                    if rep:
+                        out[j] = torch.from_numpy(np.minimum((u * high).astype(np.int64), high - 1))
+                        continue
+                    u = torch.as_tensor(u)
+                else:
+                    u = (hi.to(torch.float64) * 67108864.0 + lo.to(torch.float64)) / 9007199254740992.0
+                    if rep:
+                        out[j] = torch.floor(u * high).to(torch.int64).clamp_max(high - 1)
+                        continue
+                out[j] = torch.argsort(u.reshape(self.R, high).to(torch.float64), dim=1)[:, :size]
+        self.counter = c0 + 2 * len(calls)
+        return out
 
 
 def as_streams(generator, R: int, device="cpu") -> Streams:

@@ -72,6 +72,12 @@ class Env:
     #: runs them several times faster than two (dispatch and synchronisation dominate); in the digest,
     #: because a reduction split over threads can change the round-off
     threads: int = 1
+    #: the algorithms' compiled outer step (``algorithms.compiled``): 'auto' (runs long enough to pay for a
+    #: graph), True or False. In the digest, as ``threads`` is: the compiled kernels sum in other orders, so a
+    #: step differs from the eager one at round-off, and a method that amplifies round-off (warm-started CG
+    #: with Q < d, ``solvers.cg``) drifts from the eager run geometrically over many steps (both accurate);
+    #: counts are identical (tests/algorithms/test_compiled.py)
+    compile: bool | str = "auto"
 
     def torch_dtype(self):
         import torch
@@ -84,7 +90,7 @@ class Env:
 
         v = versions()
         return {"dtype": self.dtype, "device": self.device, "seed": self.seed, "profile": self.profile,
-                "threads": self.threads,
+                "threads": self.threads, "compile": self.compile,
                 "versions": {"bilevelbench": v["bilevelbench"], "torch": v["torch"]},
                 "plugins": cast_for(self).identity(reach)}
 
@@ -179,12 +185,15 @@ def measure_point(measure: Callable, point: Point, env: Env) -> pd.DataFrame:
     """Run one point (also the unit of work a distributed executor ships)."""
     import torch
 
+    from ..algorithms.compiled import using
+
     seed = point.seed(env.seed)
     before = torch.get_num_threads()
     torch.set_num_threads(env.threads)
     t0 = time.perf_counter()
     try:
-        rows = measure(point.key, env, seed)
+        with using(env.compile):
+            rows = measure(point.key, env, seed)
     finally:
         torch.set_num_threads(before)
     df = _rows_frame(point, rows, env, seed)

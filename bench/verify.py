@@ -123,7 +123,8 @@ def environment(env: Env, elapsed: float | None = None, peak_rss_mb: float | Non
     dev = env.device
     name = torch.cuda.get_device_name(0) if dev.startswith("cuda") else (platform.processor() or platform.machine())
     return {"versions": versions(), "device": dev, "device_name": name, "dtype": env.dtype,
-            "profile": env.profile, "seed": env.seed, "threads": env.threads, "git_revision": rev,
+            "profile": env.profile, "seed": env.seed, "threads": env.threads, "compile": env.compile,
+            "git_revision": rev,
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "run_seconds": elapsed,
             "peak_rss_mb": peak_rss_mb, "plugins": [s.identity() for s in env.plugins]}
@@ -292,7 +293,7 @@ def _existing_report(out: Path) -> dict | None:
 
 def _same_settings(old_env: dict, env: Env) -> list[str]:
     want = {"profile": env.profile, "dtype": env.dtype, "device": env.device, "seed": env.seed,
-            "threads": env.threads,
+            "threads": env.threads, "compile": env.compile,
             "plugins": [s.identity() for s in env.plugins]}
     return [k for k, v in want.items() if old_env.get(k, v) != v]
 
@@ -483,7 +484,8 @@ def main(args) -> int:
         except PluginError as exc:
             raise UsageError(str(exc)) from None
         env = Env(device=args.device, dtype=args.dtype, seed=args.seed, profile=args.profile,
-                  plugins=tuple(s for s, _ in loaded), threads=args.threads)
+                  plugins=tuple(s for s, _ in loaded), threads=args.threads,
+                  compile="auto" if getattr(args, "compile", None) is None else args.compile)
         _baseline_checks(args, env, ids)
         p = plan(ids, cast, args.all_claims)
         if cast.specs and not p.claims:

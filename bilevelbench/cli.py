@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_ver.add_argument("--seed", type=int, default=0, help="base seed of every sweep")
     p_ver.add_argument("--threads", type=int, default=1,
                        help="torch intra-op threads per sweep point (default 1: the sweeps' tensors are small)")
+    p_ver.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                       help="run the outer steps of stocBiO, BSA, TTSA, AID-BiO and ITD-BiO as compiled graphs "
+                            "(default: only runs long enough to pay for the graph; results equal to round-off)")
     p_ver.add_argument("--plugin", action="append", default=[],
                        help="module:attr of a plug-in (an Algorithm with roles, or a Component) to audit "
                             "(repeatable)")

@@ -24,11 +24,44 @@ from bilevelbench.bench.memory import synchronized
 #: lazy initialisation); 5 timed rounds keep the default run of the suite within a few minutes
 ROUNDS, WARMUP = 5, 1
 
+#: the peer benchmark's default configuration (benchopt's bilevel benchmark: d = 100, batch 64, 10 inner steps,
+#: 10 Neumann steps, float64), per algorithm: (problem family, parameters). stocBiO: Q = 10 Hessian batches of
+#: 64 (B = 6.4 with mu -> 0 in the schedule, so ceil(B Q (1 - eta mu)^(j-1)) = 64); BSA: N = 10 SGD steps,
+#: b = 11 Neumann terms (p uniform on {0..10} Hessian batches of 64); TTSA: one SGD step, the same estimator;
+#: AID-BiO: N = 10 GD steps, Q = 10 CG steps; ITD-BiO: N = 10 GD steps. n_f = n_g = 128 samples (the cost of an
+#: iteration does not depend on n)
+PEER_D, PEER_N = 100, 128
+PEER = {
+    "stocbio": ("stochastic-quadratic", dict(S=64, D_f=64, D_g=64, N=10, Q=10, B=6.4, mu=1e-12)),
+    "bsa": ("stochastic-quadratic", dict(S=64, D_f=64, D_g=64, N=10, schedule="constant", b=11, B=64)),
+    "ttsa": ("stochastic-quadratic", dict(S=64, D_f=64, D_g=64, b=11, B=64)),
+    "aid-bio": ("quadratic", dict(N=10, Q=10)),
+    "itd-bio": ("quadratic", dict(N=10)),
+}
+
+
+def peer_problem(problems, name: str):
+    """The peer configuration's problem for ``name`` (d = 100; n = 128 samples for the stochastic ones)."""
+    family = PEER[name][0]
+    if family == "quadratic":
+        return problems(family, dim_x=PEER_D, dim_y=PEER_D)
+    return problems(family, dim_x=PEER_D, dim_y=PEER_D, n_f=PEER_N, n_g=PEER_N)
+
+
 #: tensors of the quadratic family with the instance dimension first (sliced by ``sub_batch``)
 _QUADRATIC_DATA = ("A", "A_inv", "B", "_AB", "c", "x_opt", "e")
 
 
+#: seconds a benchmark may run (pytest-timeout, a dev dependency): the slowest takes ~25 s on this 2-core machine
+#: under load (a graph built on a cold inductor cache), so a benchmark past this is stuck, not slow
+TIMEOUT_S = 150
+
+
 def pytest_collection_modifyitems(config, items):
+    if config.pluginmanager.hasplugin("timeout"):
+        for item in items:
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(TIMEOUT_S))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs CUDA (marker gpu); none on this machine")
@@ -80,7 +113,7 @@ def problems():
     return ProblemCache()
 
 
-def make_context(name: str, problem, seed: int = 0, **params):
+def make_context(name: str, problem, seed: int = 0, steps: int = 100, **params):
     """(algorithm, Context, initial state) for one algorithm on ``problem``, parameters resolved and
     validated as ``algorithms.run`` does (for timing single outer iterations without the driver)."""
     algo = get(name)
@@ -88,7 +121,7 @@ def make_context(name: str, problem, seed: int = 0, **params):
     x0 = torch.zeros(problem.R, problem.dim_x, dtype=problem.dtype, device=problem.device)
     y0 = torch.zeros(problem.R, problem.dim_y, dtype=problem.dtype, device=problem.device)
     ctx = Context(oracle=CountedOracle(problem), params=values, streams=as_streams(seed, problem.R, problem.device),
-                  x0=x0, y0=y0, steps=100, inference=True)  # the driver's setting for the closed-form backend
+                  x0=x0, y0=y0, steps=steps, inference=True)  # the driver's setting for the closed-form backend
     return algo, ctx, algo.init(ctx)
 
 
