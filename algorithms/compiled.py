@@ -64,9 +64,11 @@ __all__ = ["Draw", "Spec", "SPECS", "PlanError", "CompileFallbackWarning", "Comp
            "AUTO_MIN_STEPS", "AUTO_START", "CHUNK_STEPS", "MODES", "clear_cache", "compile_stats", "default_mode",
            "using"]
 
-#: steps from which ``compile='auto'`` compiles a supported run (module docstring: a graph costs 5-60 s, a step
-#: saves ~0.5 ms at d = 100; 20000 steps save ~10 s)
-AUTO_MIN_STEPS = 20000
+#: budget (steps) from which ``compile='auto'`` compiles a supported run: a cold graph costs 3-33 s to build and a
+#: step saves ~0.1-1 ms at d = 100, so a run pays for its graph only past ~10^5 steps. At 20000 the quick profile
+#: compiled two graphs and ran 153 s of sweep against 133 s eagerly (cold inductor cache, idle machine, the same
+#: 66 verdicts and values): the profiles' runs are too short to pay, so 'auto' leaves them eager
+AUTO_MIN_STEPS = 100_000
 #: the step from which a run under ``compile='auto'`` runs compiled (the steps before are eager)
 AUTO_START = 5000
 #: steps whose draws are made at once (``Streams.integers_ahead``); fewer when their indices would exceed
