@@ -1,14 +1,23 @@
 """Shared fixtures and tolerances of the bilevelbench test-suite.
 
+Under pytest-xdist (``python -m pytest -n 2``, the README's command) each worker keeps to one torch thread:
+two workers of two threads each on two cores would oversubscribe them. Each worker has its own session, so
+each computes the quick-profile points its tests ask for.
+
 One quick-profile results folder per test session: every claim test, the rate regression and the report
 tests resume from it, so each sweep point runs once (the runs are deterministic, so sharing changes no
 number)."""
+
+import os
 
 import pytest
 import torch
 
 #: float64 unit round-off
 EPS64 = torch.finfo(torch.float64).eps
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):
