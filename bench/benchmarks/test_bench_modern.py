@@ -9,8 +9,8 @@ SRBA's and VRBO's estimators with their full passes: those periodic passes, ever
 steps, are a separate cost), for R = 1 and R = 64 instances in lockstep; ``extra_info`` has the oracle
 counts of that step and ``per_instance_ms`` (the median divided by R).
 
-The peer's own times are not measured here (they need JAX and the peer's code, ``bench/peer_jax.py``); the
-README's table puts both side by side.
+The peer's own times for these solvers are not measured here (they need benchopt's runner and the peer's JAX
+solvers); the README's table gives ours, and the peer's figures where they were measured (stocBiO, BSA, TTSA).
 """
 
 from __future__ import annotations
