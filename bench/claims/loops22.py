@@ -417,6 +417,7 @@ def _judge_gap(frames, env) -> Verdict:
         "paper's algorithm needs)")
     figs, lines, position = [], [], {}
     for fam, g in df.groupby("family"):
+        extra = []  # the judged exponent's figure, after the family's floors
         pos = np.log(g["floor"].clip(lower=1e-300) / g["lower_c1"]) / np.log(g["upper_c1"] / g["lower_c1"])
         above = int((g["floor"] > g["upper_c1"]).sum())
         ex = g.groupby("alpha_mu")["exact_floor"].max()
@@ -440,12 +441,22 @@ def _judge_gap(frames, env) -> Verdict:
                 cid, s, fit, f"{fam}: measured floor/lower-bound shape against alpha mu (Theorem 3 allows an "
                 "exponent >= that of its error term over Theorem 4's shape; 0 means the floor has the lower bound's "
                 "order)", upper=False)
+            extra.append(spec("loglog", f"{cid}: {fam}, floor over Theorem 4's shape", "alpha mu",
+                             "measured floor / Thm 4 shape (c = 1)",
+                             [series("measured floor / Thm 4 shape", g["alpha_mu"],
+                                     (g["floor"] / g["lower_c1"]).clip(lower=1e-300), algorithm="itd-bio"),
+                              series("Thm 3 term / Thm 4 shape (c = 1)", g["alpha_mu"], g["upper_c1"] / g["lower_c1"],
+                                     style="bound")],
+                             [fit_line(f"fit slope {fit.slope:.2f} [{fit.low:.2f}, {fit.high:.2f}] (Thm 3 allows "
+                                       f">= {s:.2f})", fit, (g["alpha_mu"].min(), g["alpha_mu"].max()), s,
+                                       algorithm="itd-bio")]))
         lines.append(line)
         figs.append(spec("loglog", f"{cid}: {fam}", "alpha mu", "||grad Phi||^2 at the limit",
                          [series("measured floor", g["alpha_mu"], g["floor"].clip(lower=1e-300), algorithm="itd-bio"),
                           series("exact floor", g["alpha_mu"], g["exact_floor"].clip(lower=1e-300), style="bound"),
                           series("Thm 4 shape (c = 1)", g["alpha_mu"], g["lower_c1"], style="bound"),
                           series("Thm 3 term (c = 1)", g["alpha_mu"], g["upper_c1"], style="bound")]))
+        figs += extra
     head = next((k for k in parts if k.startswith("exponent")), "exact floor")
     v = combine(cid, parts, headline=head, details={"figures": figs, "position": position})
     v.reason = " | ".join(lines) + " || " + v.reason

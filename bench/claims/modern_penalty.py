@@ -12,6 +12,7 @@ against the exact difference) are two-sided with round-off or contraction tolera
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 import pandas as pd
@@ -19,7 +20,7 @@ import pandas as pd
 import bilevelbench.bounds.penalty as bp
 
 from ..experiments.modern_penalty import F2BA_BIAS, F2BA_RATE, F2BA_VARIANT, F2SA_DET, F2SA_RATE, FD_BIAS, IDENTITY
-from ..figures import fit_line, series, spec
+from ..figures import centred_intercept, fit_line, series, spec
 from ..judging import Verdict, combine, judge_converged, judge_identity, judge_scaling
 from ..stats import Fit, loglog_fit
 from . import Claim, register_claim
@@ -240,9 +241,20 @@ def _judge_bias(frames, env) -> Verdict:
             exps[k] = {"predicted": v.predicted, "fitted": v.measured, "ci": [v.ci_low, v.ci_high], "instance": None,
                        "over": "lambda"}
     gl = df.groupby(["family", "kappa", "lam"])["err"].mean().reset_index()
+    # the judged lambda slope is the last local one: drawn over the last two lambdas of its group
+    slopes = []
+    for (f, k), g in gl.groupby(["family", "kappa"]):
+        v = parts.get(f"lambda slope {f} kappa {k:g}")
+        if v is None or not math.isfinite(v.measured) or len(g) < 2:
+            continue
+        tail = g.sort_values("lam").iloc[-2:]
+        line = types.SimpleNamespace(slope=v.measured, low=v.ci_low, high=v.ci_high, intercept=math.nan)
+        slopes.append(fit_line(f"{f}, kappa {k:g}: last local slope {v.measured:.2f}", line,
+                               (tail["lam"].iloc[0], tail["lam"].iloc[1]), v.predicted, group=f"kappa {k:g}",
+                               intercept=centred_intercept("loglog", v.measured, tail["lam"], tail["err"])))
     figs.insert(0, spec("loglog", f"{cid}: bias vs lambda", "lambda (penalty)", "||grad L*_lambda - grad phi|| (mean)",
                         [series(f"{f}, kappa {k:g}", list(g["lam"]), list(g["err"]), group=f"kappa {k:g}")
-                         for (f, k), g in gl.groupby(["family", "kappa"])]))
+                         for (f, k), g in gl.groupby(["family", "kappa"])], slopes))
     return combine(cid, parts, headline=next(k for k in parts if k.startswith("kappa exponent")),
                    details={"figures": figs, "exponents": exps, "experiment": F2BA_BIAS})
 
