@@ -113,11 +113,12 @@ def problems():
     return ProblemCache()
 
 
-def make_context(name: str, problem, seed: int = 0, steps: int = 100, **params):
-    """(algorithm, Context, initial state) for one algorithm on ``problem``, parameters resolved and
-    validated as ``algorithms.run`` does (for timing single outer iterations without the driver)."""
+def make_context(name: str, problem, seed: int = 0, steps: int = 100, preset: str | None = None, **params):
+    """(algorithm, Context, initial state) for one algorithm on ``problem``, parameters resolved (defaults <
+    ``preset`` < ``params``) and validated as ``algorithms.run`` does (for timing single outer iterations
+    without the driver)."""
     algo = get(name)
-    values = resolve_params(algo, problem, None, params)
+    values = resolve_params(algo, problem, preset, params)
     x0 = torch.zeros(problem.R, problem.dim_x, dtype=problem.dtype, device=problem.device)
     y0 = torch.zeros(problem.R, problem.dim_y, dtype=problem.dtype, device=problem.device)
     ctx = Context(oracle=CountedOracle(problem), params=values, streams=as_streams(seed, problem.R, problem.device),

@@ -17,11 +17,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import PEER, counts_of
-
-from bilevelbench.algorithms.base import Context, get, resolve_params
-from bilevelbench.algorithms.oracle import CountedOracle
-from bilevelbench.analytic.rng import as_streams
+from conftest import PEER, counts_of, make_context
 
 K = 1
 SOLVERS = ("soba", "saba", "srba", "amigo", "f2sa", "mrbo", "vrbo", "fsla", "bsa", "ttsa", "stocbio")
@@ -29,17 +25,12 @@ SOLVERS = ("soba", "saba", "srba", "amigo", "f2sa", "mrbo", "vrbo", "fsla", "bsa
 PRESET = {"fsla": "practical"}
 
 
-def _context(name: str, problem, seed: int = 0):
-    algo = get(name)
+def _context(name: str, problem):
     if name in PEER:
-        values = resolve_params(algo, problem, None, PEER[name][1])
+        algo, ctx, state = make_context(name, problem, steps=1000, **PEER[name][1])
     else:
-        values = resolve_params(algo, problem, PRESET.get(name, "peer"), {})
-    z = torch.zeros(problem.R, problem.dim_x, dtype=problem.dtype, device=problem.device)
-    ctx = Context(oracle=CountedOracle(problem), params=values, streams=as_streams(seed, problem.R, problem.device),
-                  x0=z, y0=torch.zeros_like(z), steps=1000, inference=True)
-    state = algo.advance(ctx, algo.init(ctx), K - 1)
-    return algo, ctx, state
+        algo, ctx, state = make_context(name, problem, steps=1000, preset=PRESET.get(name, "peer"))
+    return algo, ctx, algo.advance(ctx, state, K - 1)
 
 
 def _cases():
