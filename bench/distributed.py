@@ -34,6 +34,39 @@ class DaskExecutor:
         for fut in as_completed(futures):
             yield futures[fut], fut.result()
 
+    def run(self, tasks, env: Env, skip=lambda i: False):
+        """Each task's rows or exception as it completes (``sweep.run_sweeps``); a PluginError propagates;
+        after a failure, the queued tasks for which ``skip(i)`` holds are cancelled."""
+        from distributed import as_completed
+
+        from .roles import PluginError
+
+        futures = {}
+        for i, (measure, p) in enumerate(tasks):
+            if skip(i):
+                continue
+            fut = self.client.submit(measure_point, measure, p, env, retries=self.retries, pure=False,
+                                     key=f"bilevelbench-{p.experiment}-{p.digest}-{time.monotonic_ns()}")
+            futures[fut] = i
+        try:
+            for fut in as_completed(futures):
+                i = futures[fut]
+                if skip(i):
+                    continue
+                try:
+                    res = fut.result()
+                except PluginError:
+                    raise
+                except Exception as exc:  # the point's own failure, reported to its sweep
+                    yield i, exc
+                    for f, j in futures.items():
+                        if not f.done() and skip(j):
+                            f.cancel()
+                    continue
+                yield i, res
+        finally:
+            self.client.cancel([f for f in futures if not f.done()])
+
 
 def dask_executor(address: str | None, timeout: float = 30.0, workers_timeout: float = 60.0) -> DaskExecutor:
     """Connect to the scheduler at ``address`` (within ``timeout`` seconds) and wait up to
@@ -60,6 +93,8 @@ def dask_executor(address: str | None, timeout: float = 30.0, workers_timeout: f
 
 def probe_measure(key: dict, env: Env, seed: int) -> list[dict]:
     """A cheap deterministic measurement for testing executors: sleeps ``key['sleep']`` seconds and
-    returns a value computed from the key and seed only."""
+    returns a value computed from the key and seed only; raises RuntimeError where ``key['fail']``."""
     time.sleep(float(key.get("sleep", 0.0)))
+    if key.get("fail"):
+        raise RuntimeError(f"probe point {key['i']} fails as asked")
     return [{"i": key["i"], "value": (seed * 2654435761 + key["i"]) % 1_000_003}]

@@ -29,8 +29,9 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["Point", "Env", "SweepStore", "LocalExecutor", "SweepOutcome", "run_sweep", "point_seed", "versions",
-           "canon", "measure_point"]
+__all__ = ["Point", "Env", "SweepStore", "LocalExecutor", "ProcessExecutor", "make_executor", "usable_cpus",
+           "worker_context", "Sweep", "SweepOutcome", "run_sweep", "run_sweeps", "point_seed", "versions", "canon",
+           "measure_point"]
 
 
 def canon(obj) -> str:
@@ -118,7 +119,7 @@ class Point:
 
 #: columns every stored point carries besides the experiment's own
 META_COLUMNS = ("experiment", "point", "point_key", "point_seed", "settings", "device", "dtype", "profile",
-                "versions", "point_seconds")
+                "versions", "point_seconds", "process_peak_rss_mb")
 
 
 class SweepStore:
@@ -198,60 +199,223 @@ def measure_point(measure: Callable, point: Point, env: Env) -> pd.DataFrame:
         torch.set_num_threads(before)
     df = _rows_frame(point, rows, env, seed)
     df["point_seconds"] = time.perf_counter() - t0  # what the point cost: for sizing profiles, not for verdicts
+    df["process_peak_rss_mb"] = peak_rss_mb()  # of the process that ran it, up to its end (worker or this one)
     return df
 
 
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (NaN where the platform does not say)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return float("nan")
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024 if platform.system() != "Darwin" else kb / 2**20
+
+
 class LocalExecutor:
-    """Runs sweep points one after another in this process (the default)."""
+    """Runs sweep points one after another in this process (the default of the Python API)."""
 
     def map(self, measure: Callable, points: list[Point], env: Env) -> Iterator[tuple[Point, pd.DataFrame]]:
         for p in points:
             yield p, measure_point(measure, p, env)
 
+    def run(self, tasks: list[tuple[Callable, Point]], env: Env,
+            skip: Callable[[int], bool] = lambda i: False) -> Iterator[tuple[int, pd.DataFrame | Exception]]:
+        """Each task's rows, or the exception its point raised, in task order; a task for which ``skip(i)``
+        holds when its turn comes is not run."""
+        for i, (measure, p) in enumerate(tasks):
+            if skip(i):
+                continue
+            try:
+                yield i, measure_point(measure, p, env)
+            except Exception as exc:  # reported to its sweep; a PluginError or an interrupt still propagates
+                if isinstance(exc, _fatal()):
+                    raise
+                yield i, exc
+
+
+def _fatal() -> tuple[type, ...]:
+    from .roles import PluginError
+
+    return (PluginError,)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask, else ``os.cpu_count()``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+#: what each worker process imports once, in the fork server it is forked from (the sweeps' and the report's)
+_PRELOAD = ("torch", "bilevelbench.bench.sweep", "bilevelbench.bench.experiments._preload",
+            "bilevelbench.reports.plots")
+
+
+def worker_context():
+    """The ``multiprocessing`` context of bilevelbench's worker processes (sweep points, report figures):
+    'forkserver', its server started now with ``_PRELOAD`` imported. Forking from that server, started
+    without threads, a worker starts in milliseconds with torch and the experiments loaded, and never
+    inherits a parent's OpenMP or BLAS thread state (forking a process that ran torch's threads can hang)."""
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(list(_PRELOAD))
+    forkserver.ensure_running()  # the server imports while this process goes on
+    return ctx
+
+
+class ProcessExecutor:
+    """Runs sweep points on ``jobs`` worker processes of this machine (``worker_context``), one point per task.
+
+    The points of a sweep are independent and each runs at ``Env.threads`` (1) torch threads, so on a
+    machine of C cores C workers take about 1/C of the time of one process (the sweeps' tensors are too
+    small for torch's intra-op threads to pay). Results do not depend on the executor: a point's seed
+    comes from the base seed and its key, and its numbers from its own process. A
+    worker that dies (killed, out of memory) fails its point and every point still queued with
+    ``BrokenProcessPool``: those sweeps end in ``error``; finished points are already on disk.
+    """
+
+    def __init__(self, jobs: int):
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+            raise ValueError(f"jobs={jobs!r}: expected an integer >= 1")
+        self.jobs = jobs
+        self._ctx = worker_context()
+
+    def map(self, measure: Callable, points: list[Point], env: Env) -> Iterator[tuple[Point, pd.DataFrame]]:
+        for i, res in self.run([(measure, p) for p in points], env):
+            if isinstance(res, Exception):
+                raise res
+            yield points[i], res
+
+    def run(self, tasks: list[tuple[Callable, Point]], env: Env,
+            skip: Callable[[int], bool] = lambda i: False) -> Iterator[tuple[int, pd.DataFrame | Exception]]:
+        """Each task's rows or exception as it completes; queued tasks for which ``skip(i)`` holds after a
+        failure are cancelled."""
+        import sys
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # the fork server's sys.path is this process's when it started; plug-ins may have extended it since
+        pool = ProcessPoolExecutor(max_workers=min(self.jobs, max(1, len(tasks))), mp_context=self._ctx,
+                                   initializer=_set_sys_path, initargs=(list(sys.path),))
+        clean = False
+        try:
+            futures = {pool.submit(measure_point, m, p, env): i for i, (m, p) in enumerate(tasks) if not skip(i)}
+            for fut in as_completed(futures):
+                i = futures[fut]
+                if fut.cancelled() or skip(i):
+                    continue
+                exc = fut.exception()
+                if exc is None:
+                    yield i, fut.result()
+                    continue
+                if isinstance(exc, _fatal()):
+                    raise exc
+                yield i, exc
+                for f, j in futures.items():
+                    if not f.done() and skip(j):
+                        f.cancel()
+            clean = True
+        finally:
+            # on an interrupt or a fatal error, do not wait for the points in flight (they are not written)
+            pool.shutdown(wait=clean, cancel_futures=not clean)
+
+
+def _set_sys_path(path: list[str]) -> None:
+    import sys
+
+    sys.path[:] = path
+
+
+def make_executor(jobs: int):
+    """The local executor for ``jobs`` processes: this process for 1, worker processes for more."""
+    return LocalExecutor() if jobs == 1 else ProcessExecutor(jobs)
+
 
 @dataclass
 class SweepOutcome:
-    """All rows of a sweep and what the run did: points reused from disk, computed, and unreadable files."""
+    """All rows of a sweep and what the run did: points reused from disk, computed, and unreadable files;
+    ``error``: the exception that stopped the sweep (``run_sweeps`` only; ``run_sweep`` raises it)."""
 
     frame: pd.DataFrame
     reused: int = 0
     computed: int = 0
     invalid: list[str] = field(default_factory=list)
+    error: Exception | None = None
+
+
+@dataclass
+class Sweep:
+    """One experiment's sweep for :func:`run_sweeps`: its points, ``measure(key, env, seed)`` and its row
+    ``columns`` (checked when a stored point is read)."""
+
+    points: list[Point]
+    measure: Callable
+    columns: tuple[str, ...] = ()
+
+
+def run_sweeps(sweeps: dict[str, Sweep], env: Env, store: SweepStore | None, executor=None, resume: bool = False,
+               progress=None) -> dict[str, SweepOutcome]:
+    """Run every point of every sweep not already on disk (with ``resume``), all through one executor, so
+    that points of different experiments run side by side; write each as it finishes; return each sweep's
+    rows in its points' order.
+
+    A point that raises stops its own sweep (its outcome's ``error``; its queued points are cancelled) and
+    no other. ``progress`` is a tqdm-like object whose ``update(1)`` is called per finished point.
+    """
+    executor = executor or LocalExecutor()
+    outs = {name: SweepOutcome(pd.DataFrame()) for name in sweeps}
+    frames: dict[str, dict[str, pd.DataFrame]] = {name: {} for name in sweeps}
+    tasks, owner = [], []
+    for name, sw in sweeps.items():
+        for p in sw.points:
+            if resume and store is not None and store.has(p):
+                try:
+                    frames[name][p.digest] = store.read(p, sw.columns)
+                    outs[name].reused += 1
+                    if progress is not None:
+                        progress.update(1)
+                    continue
+                except Exception as exc:  # unreadable or foreign file: recompute it, say which
+                    path = str(store.path(p))
+                    outs[name].invalid.append(path)
+                    warnings.warn(f"recomputing sweep point {path}: the stored file is unusable ({exc})",
+                                  UserWarning, stacklevel=2)
+            tasks.append((sw.measure, p))
+            owner.append(name)
+
+    def failed(i: int) -> bool:
+        return outs[owner[i]].error is not None
+
+    for i, res in executor.run(tasks, env, skip=failed):
+        name, p = owner[i], tasks[i][1]
+        if isinstance(res, Exception):
+            outs[name].error = res
+            continue
+        if store is not None:
+            store.write(p, res)
+        frames[name][p.digest] = res
+        outs[name].computed += 1
+        if progress is not None:
+            progress.update(1)
+    for name, sw in sweeps.items():
+        ordered = [frames[name][p.digest] for p in sw.points if p.digest in frames[name]]
+        outs[name].frame = pd.concat(ordered, ignore_index=True) if ordered else pd.DataFrame()
+    return outs
 
 
 def run_sweep(points: Iterable[Point], measure: Callable, env: Env, store: SweepStore | None,
               executor=None, resume: bool = False, progress=None, columns: Iterable[str] = ()) -> SweepOutcome:
-    """Run every point not already on disk (with ``resume``), write each as it finishes, return all rows.
+    """One sweep (see :func:`run_sweeps`); raises the exception of a point that failed.
 
     ``measure(key, env, seed) -> list[Row | dict]`` runs one point; ``columns``: the experiment's row
-    columns, checked when a stored point is read; ``progress`` is a tqdm-like object whose ``update(1)``
-    is called per finished point.
+    columns, checked when a stored point is read.
     """
-    points = list(points)
-    executor = executor or LocalExecutor()
-    out = SweepOutcome(pd.DataFrame())
-    frames, todo = {}, []
-    for p in points:
-        if resume and store is not None and store.has(p):
-            try:
-                frames[p.digest] = store.read(p, columns)
-                out.reused += 1
-                if progress is not None:
-                    progress.update(1)
-                continue
-            except Exception as exc:  # unreadable or foreign file: recompute it, say which
-                path = str(store.path(p))
-                out.invalid.append(path)
-                warnings.warn(f"recomputing sweep point {path}: the stored file is unusable ({exc})",
-                              UserWarning, stacklevel=2)
-        todo.append(p)
-    for p, df in executor.map(measure, todo, env):
-        if store is not None:
-            store.write(p, df)
-        frames[p.digest] = df
-        out.computed += 1
-        if progress is not None:
-            progress.update(1)
-    ordered = [frames[p.digest] for p in points if p.digest in frames]
-    out.frame = pd.concat(ordered, ignore_index=True) if ordered else pd.DataFrame()
+    out = run_sweeps({"": Sweep(list(points), measure, tuple(columns))}, env, store, executor, resume,
+                     progress)[""]
+    if out.error is not None:
+        raise out.error
     return out

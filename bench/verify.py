@@ -38,7 +38,7 @@ from .experiments import EXPERIMENTS
 from .experiments import load as load_experiments
 from .judging import REPORT_COLUMNS, SEVERITY, Verdict, error_verdict, report_columns
 from .roles import Cast, PluginError, cast_for, load_plugin
-from .sweep import Env, SweepStore, canon, run_sweep, versions
+from .sweep import Env, SweepStore, canon, make_executor, peak_rss_mb, run_sweeps, versions
 
 __all__ = ["main", "verify", "environment", "BASELINE_DIR", "UsageError", "Plan", "plan", "OUTPUT_FILES",
            "exit_code", "write_outputs", "swap_in", "print_table", "RunStats", "check_arms"]
@@ -112,7 +112,7 @@ def check_arms(p: Plan, cast: Cast) -> None:
 
 
 # ====================================================================== running
-def environment(env: Env, elapsed: float | None = None, peak_rss_mb: float | None = None) -> dict:
+def environment(env: Env, elapsed: float | None = None, memory: dict | None = None) -> dict:
     import torch
 
     try:
@@ -127,17 +127,19 @@ def environment(env: Env, elapsed: float | None = None, peak_rss_mb: float | Non
             "git_revision": rev,
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "run_seconds": elapsed,
-            "peak_rss_mb": peak_rss_mb, "plugins": [s.identity() for s in env.plugins]}
+            **(memory or {"peak_rss_mb": None}), "plugins": [s.identity() for s in env.plugins]}
 
 
-def _peak_rss_mb() -> float | None:
-    try:
-        import resource
-
-        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return kb / 1024 if sys.platform != "darwin" else kb / 2**20
-    except (ImportError, OSError):
-        return None
+def _memory(jobs: int, results: pd.DataFrame) -> dict:
+    """environment.json's memory fields (MiB): this process's peak, the largest peak of a process that ran
+    sweep points (a worker, with ``jobs`` > 1; ``sweep.measure_point`` records it per point), and a bound on
+    the whole run's peak: this process plus ``jobs`` workers each at that largest peak."""
+    own = peak_rss_mb()
+    worker = None
+    if jobs > 1 and "process_peak_rss_mb" in results and results["process_peak_rss_mb"].notna().any():
+        worker = float(results["process_peak_rss_mb"].max())
+    total = own + (jobs * worker if worker is not None else 0.0)
+    return {"jobs": jobs, "peak_rss_mb": own, "peak_rss_worker_mb": worker, "peak_rss_total_bound_mb": total}
 
 
 @dataclass
@@ -165,27 +167,32 @@ def verify(claim_ids, env: Env, out: Path, resume: bool = False, executor=None, 
     keys = {n: e.keys(env.profile) for n, e in exps.items()}
     bar = tqdm(total=sum(len(k) for k in keys.values()), desc="sweep points", unit="pt", disable=not progress,
                file=sys.stderr)
-    frames, errors = {}, {}
-    from .sweep import Point
+    from .experiments import ExperimentMeasure
+    from .sweep import Point, Sweep
 
+    sweeps = {}
     for name, e in exps.items():
-        bar.set_postfix_str(name[:40])
         settings = canon(env.settings(e.reach))
-        points = [Point(name, k, settings) for k in keys[name]]
-        t0 = time.perf_counter()
-        try:
-            res = run_sweep(points, e.run_point, env, store, executor=executor, resume=resume, progress=bar,
-                            columns=e.row_type.columns())
-            frames[name] = res.frame
-            stats.reused += res.reused
-            stats.computed += res.computed
-            stats.invalid += res.invalid
-        except PluginError:
-            bar.close()
-            raise
-        except Exception as exc:  # a bug must not take the other claims down; it is reported per claim
-            errors[name] = (exc, traceback.format_exc())
-        stats.seconds[name] = time.perf_counter() - t0
+        sweeps[name] = Sweep([Point(name, k, settings) for k in keys[name]], ExperimentMeasure(name),
+                             tuple(e.row_type.columns()))
+    try:
+        outs = run_sweeps(sweeps, env, store, executor=executor, resume=resume, progress=bar)
+    except PluginError:
+        bar.close()
+        raise
+    frames, errors = {}, {}
+    for name, res in outs.items():
+        stats.reused += res.reused
+        stats.computed += res.computed
+        stats.invalid += res.invalid
+        if res.error is not None:  # a bug must not take the other claims down; it is reported per claim
+            exc = res.error
+            errors[name] = (exc, "".join(traceback.format_exception(exc)))  # a worker's traceback is its cause
+            continue
+        frames[name] = res.frame
+        # what the experiment's points cost to compute (stored ones included), wherever they ran
+        stats.seconds[name] = float(res.frame.drop_duplicates("point")["point_seconds"].sum()) \
+            if "point_seconds" in res.frame else 0.0
     bar.close()
     verdicts = []
     for c in p.claims:
@@ -231,7 +238,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def write_outputs(out: Path, verdicts, results: pd.DataFrame, env: Env, elapsed: float, coverage: dict,
-                  peak_rss_mb: float | None = None) -> None:
+                  memory: dict | None = None) -> None:
     """claims.csv, verdicts.json, coverage.json, results.parquet, environment.json into ``out`` (a staging
     folder: the caller swaps them into place)."""
     rows, cov = [], {}
@@ -254,7 +261,7 @@ def write_outputs(out: Path, verdicts, results: pd.DataFrame, env: Env, elapsed:
         results = results.copy()
         results[obj] = results[obj].astype(str)
         results.to_parquet(out / "results.parquet", index=False)
-    (out / "environment.json").write_text(json.dumps(environment(env, elapsed, peak_rss_mb), indent=1))
+    (out / "environment.json").write_text(json.dumps(environment(env, elapsed, memory), indent=1))
 
 
 def swap_in(staging: Path, out: Path, names=OUTPUT_FILES) -> None:
@@ -420,6 +427,25 @@ def _writable(out: Path) -> None:
             raise UsageError(f"--out {str(out)!r} is not writable: {d} ({exc.strerror or exc})") from None
 
 
+def _jobs(value) -> int:
+    """--jobs: an integer in [1, 1024]; default $BILEVELBENCH_JOBS, else the usable CPUs."""
+    from .sweep import usable_cpus
+
+    source = "--jobs"
+    if value is None:
+        value = os.environ.get("BILEVELBENCH_JOBS")
+        source = "BILEVELBENCH_JOBS"
+        if value is None or value == "":
+            return max(1, min(usable_cpus(), 1024))
+    try:
+        jobs = int(str(value).strip())
+    except ValueError:
+        raise UsageError(f"{source} {value!r}: expected an integer in [1, 1024]") from None
+    if not 1 <= jobs <= 1024:
+        raise UsageError(f"{source} {value!r}: expected an integer in [1, 1024]")
+    return jobs
+
+
 def _check_args(args):
     """Every check of the command line that needs no experiment; nothing is written."""
     import torch
@@ -430,6 +456,10 @@ def _check_args(args):
         raise UsageError(f"--device {args.device}: CUDA is not available on this machine")
     if args.threads < 1 or args.threads > 1024:
         raise UsageError(f"--threads {args.threads}: expected an integer in [1, 1024]")
+    args.jobs = _jobs(getattr(args, "jobs", None))
+    if args.jobs > 1 and args.executor == "dask":
+        raise UsageError(f"--jobs {args.jobs} and --executor dask: the Dask cluster's workers run the points; "
+                         "leave --jobs out")
     if args.seed < 0 or args.seed > 2**31 - 1:
         raise UsageError(f"--seed {args.seed}: expected an integer in [0, 2^31 - 1]")
     if args.scheduler and args.executor != "dask":
@@ -487,6 +517,7 @@ def main(args) -> int:
                   plugins=tuple(s for s, _ in loaded), threads=args.threads,
                   compile="auto" if getattr(args, "compile", None) is None else args.compile)
         _baseline_checks(args, env, ids)
+        executor = make_executor(args.jobs) if args.executor == "local" else None  # workers start while we plan
         p = plan(ids, cast, args.all_claims)
         if cast.specs and not p.claims:
             filled = ", ".join(r for s in cast.specs for r in s.roles)
@@ -494,7 +525,6 @@ def main(args) -> int:
                              "--all-claims runs them anyway")
         check_arms(p, cast)
         previous = _check_out(out, args.force, args.resume, [c.id for c in p.claims], env)
-        executor = None
         if args.executor == "dask":
             from .distributed import dask_executor
 
@@ -527,11 +557,11 @@ def main(args) -> int:
     coverage = {c: p.coverage.get(c, []) for c in (v.id for v in verdicts)}
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     try:
-        write_outputs(staging, verdicts, results, env, elapsed, coverage, _peak_rss_mb())
+        write_outputs(staging, verdicts, results, env, elapsed, coverage, _memory(args.jobs, results))
         if not args.no_report:
             from bilevelbench.reports import render
 
-            render.render(staging, dest=staging)
+            render.render(staging, dest=staging, jobs=args.jobs)
         swap_in(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_ver.add_argument("--seed", type=int, default=0, help="base seed of every sweep")
     p_ver.add_argument("--threads", type=int, default=1,
                        help="torch intra-op threads per sweep point (default 1: the sweeps' tensors are small)")
+    p_ver.add_argument("--jobs", default=None,
+                       help="worker processes running sweep points side by side, and drawing the report's figures "
+                            "(default: $BILEVELBENCH_JOBS, else the CPUs this process may use; 1 runs everything "
+                            "in this process); results do not depend on it")
     p_ver.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                        help="run the outer steps of stocBiO, BSA, TTSA, AID-BiO and ITD-BiO as compiled graphs "
                             "(default: only runs long enough to pay for the graph; results equal to round-off)")
@@ -165,6 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "differences first")
     p_rep.add_argument("--out", default="bilevelbench-compare", help="with --compare: the output folder")
     p_rep.add_argument("--force", action="store_true", help="with --compare: replace an existing comparison")
+    p_rep.add_argument("--jobs", default=None,
+                       help="worker processes drawing the figures (default: $BILEVELBENCH_JOBS, else the CPUs this "
+                            "process may use)")
     p_rep.set_defaults(func=_cmd_report)
     return parser
 

@@ -107,23 +107,43 @@ def load(out_dir) -> dict:
     return {"claims": claims, "env": env, "results": results, "papers": _papers(), "registered": _registered()}
 
 
-def _draw_claims(model, figdir: Path, svg: bool, dpi: int) -> list[Path]:
-    files = []
+def _claim_figure(spec: dict, claim_id: str, stem: Path, svg: bool, dpi: int) -> list[Path] | str:
+    """Draw and save one figure of a claim (in a worker process with ``jobs`` > 1); a malformed spec returns
+    the note saying why it has no figure (it costs its figure, never the report)."""
+    try:
+        fig = plots.draw_spec(spec, claim_id)
+    except Exception as exc:
+        return f"({type(exc).__name__}: {exc})"
+    return plots.save(fig, stem, svg=svg, dpi=dpi)
+
+
+def _draw_claims(model, figdir: Path, svg: bool, dpi: int, pool=None) -> list[Path]:
+    """Every claim's figures, drawn on ``pool`` (a process pool) when given, while this process goes on."""
+    tasks = []
     for row in model["claims"]:
         specs = _specs(row["details"])
-        row["figures"], notes = [], []
         for i, spec in enumerate(specs):
             stem = figdir / (_slug(row["id"]) + (f"-{i + 1}" if len(specs) > 1 else ""))
-            try:
-                fig = plots.draw_spec(spec, row["id"])
-            except Exception as exc:  # a malformed spec costs its figure, never the report
-                notes.append(f"figure {i + 1} could not be drawn ({type(exc).__name__}: {exc})")
+            tasks.append((row, i, (spec, row["id"], stem, svg, dpi)))
+    results = [pool.submit(_claim_figure, *args) for _, _, args in tasks] if pool is not None else None
+
+    def collect():
+        files = []
+        for row in model["claims"]:
+            row["figures"], row["_notes"] = [], []
+        for n, (row, i, args) in enumerate(tasks):
+            written = results[n].result() if results is not None else _claim_figure(*args)
+            if isinstance(written, str):
+                row["_notes"].append(f"figure {i + 1} could not be drawn {written}")
                 continue
-            written = plots.save(fig, stem, svg=svg, dpi=dpi)
             files += written
             row["figures"].append(f"figures/{written[0].name}")
-        row["figure_note"] = "; ".join(notes) or ("" if specs else "no figure for this claim")
-    return files
+        for row in model["claims"]:
+            notes = row.pop("_notes")
+            row["figure_note"] = "; ".join(notes) or ("" if _specs(row["details"]) else "no figure for this claim")
+        return files
+
+    return collect
 
 
 HEADLINE_CAPTIONS = {
@@ -191,10 +211,14 @@ def _draw_reference(model, figdir: Path, svg: bool, dpi: int) -> list[Path]:
     return files
 
 
-def render(out_dir, *, dest=None, svg: bool | None = None, dpi: int | None = None) -> list[Path]:
+def render(out_dir, *, dest=None, svg: bool | None = None, dpi: int | None = None, jobs: int = 1) -> list[Path]:
     """Render the report of the results in ``out_dir`` into ``dest`` (default: ``out_dir`` itself);
     returns the files written, sorted. ``svg``/``dpi`` default to PNG+SVG at 100 dpi, or PNG only at 80 dpi
-    for the committed gallery (or a folder in it)."""
+    for the committed gallery (or a folder in it). With ``jobs`` > 1 the claims' figures are drawn by that
+    many worker processes (``bench.sweep.worker_context``) while this one draws the headline and reference
+    figures; the files are the same."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs={jobs!r}: expected an integer >= 1")
     model = load(Path(out_dir))
     out = Path(dest) if dest is not None else Path(out_dir)
     home = Path(out_dir).resolve()
@@ -206,8 +230,19 @@ def render(out_dir, *, dest=None, svg: bool | None = None, dpi: int | None = Non
     for old in sorted(figdir.glob("*")):  # figures of an earlier render may no longer be produced
         if old.suffix in (".png", ".svg"):
             old.unlink()
-    files = (_draw_headline(model, figdir, svg, dpi) + _draw_claims(model, figdir, svg, dpi)
-             + _draw_reference(model, figdir, svg, dpi))
+    pool = None
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        from ..bench.sweep import worker_context
+
+        pool = ProcessPoolExecutor(max_workers=jobs, mp_context=worker_context())
+    try:
+        claims = _draw_claims(model, figdir, svg, dpi, pool)
+        files = _draw_headline(model, figdir, svg, dpi) + _draw_reference(model, figdir, svg, dpi) + claims()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     docs = {"report.md": documents.markdown(model), "report.html": documents.html_report(model, out),
             "summary.json": documents.summary_json(model)}
     for name, text in docs.items():
@@ -284,13 +319,20 @@ def main(args) -> int:
         print(f"bilevelbench: error: {src} holds no results (no verdicts.json); run 'bilevelbench verify --out "
               f"{src}' first", file=sys.stderr)
         return 2
+    from bilevelbench.bench.verify import UsageError, _jobs
+
+    try:
+        jobs = _jobs(getattr(args, "jobs", None))
+    except UsageError as exc:
+        print(f"bilevelbench: error: {exc}", file=sys.stderr)
+        return 2
     try:
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=src))
     except OSError as exc:
         print(f"bilevelbench: error: {src} is not writable ({exc.strerror or exc})", file=sys.stderr)
         return 2
     try:
-        files = render(src, dest=staging)
+        files = render(src, dest=staging, jobs=jobs)
         swap_in(staging, src, REPORT_FILES)
     except NoResults as exc:
         print(f"bilevelbench: error: {exc}", file=sys.stderr)

@@ -18,6 +18,9 @@ EPS64 = torch.finfo(torch.float64).eps
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
+#: the CLI's default --jobs is every usable CPU; tests already run side by side (xdist), so each command runs its
+#: points in its own process unless a test asks for workers (tests/bench/test_jobs.py does)
+os.environ.setdefault("BILEVELBENCH_JOBS", "1")
 
 
 def pytest_collection_modifyitems(config, items):

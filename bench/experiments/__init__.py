@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any
 
-__all__ = ["Key", "Row", "Arm", "Experiment", "EXPERIMENTS", "register_experiment", "get_experiment", "load"]
+__all__ = ["Key", "Row", "Arm", "Experiment", "ExperimentMeasure", "EXPERIMENTS", "register_experiment",
+           "get_experiment", "load"]
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,17 @@ def get_experiment(name: str) -> Experiment:
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}")
     return EXPERIMENTS[name]
+
+
+@dataclass(frozen=True)
+class ExperimentMeasure:
+    """The ``measure`` of the registered experiment ``name``, by name: it pickles as its name, so a worker
+    process (``sweep.ProcessExecutor``) or a Dask worker runs the experiment of its own registry."""
+
+    name: str
+
+    def __call__(self, key, env, seed: int) -> list:
+        return get_experiment(self.name).run_point(key, env, seed)
 
 
 #: the modules that register experiments

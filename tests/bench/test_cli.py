@@ -83,12 +83,22 @@ VERIFY_CASES = [
     (["--dask-timeout", "0"], "--dask-timeout"),
     (["--threads", "0"], "--threads"),
     (["--dask-timeout", "soon"], "soon"),
+    (["--jobs", "0"], "--jobs"),
+    (["--jobs", "two"], "two"),
+    (["--jobs", "2", "--executor", "dask", "--scheduler", "tcp://127.0.0.1:1"], "--jobs"),
 ]
 
 
 @pytest.mark.parametrize("extra, needle", VERIFY_CASES, ids=[" ".join(a) or "empty" for a, _ in VERIFY_CASES])
 def test_verify_bad_usage_is_one_line_exit_2_and_writes_nothing(extra, needle, guard, capsys):
     _bad(["verify", *extra, "--out", str(guard)], needle, capsys)
+    assert not guard.exists()
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-3", "1e3"])
+def test_a_bad_jobs_variable_is_named(value, guard, capsys, monkeypatch):
+    monkeypatch.setenv("BILEVELBENCH_JOBS", value)
+    _bad(["verify", "--claims", "icml21.prop2", "--out", str(guard)], "BILEVELBENCH_JOBS", capsys)
     assert not guard.exists()
 
 

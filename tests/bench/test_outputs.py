@@ -131,7 +131,8 @@ def test_sigkill_mid_sweep_loses_no_finished_point_and_resume_gives_the_same_ver
     claims = "icml21.thm2.rates,loops22.cor5"  # ~45 points of ~0.2 s: killed with most of them to do
     pypath = {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     killed = tmp_path / "killed"
-    proc = _cli_process(["verify", "--claims", claims, "--out", str(killed), "--no-report"], pypath)
+    # killed while two worker processes run its points; the clean run below runs them in one process
+    proc = _cli_process(["verify", "--claims", claims, "--out", str(killed), "--no-report", "--jobs", "2"], pypath)
     deadline = time.time() + 240
     while time.time() < deadline and (not (killed / "points").exists() or len(_finished(killed)) < 4):
         time.sleep(0.05)
@@ -144,7 +145,8 @@ def test_sigkill_mid_sweep_loses_no_finished_point_and_resume_gives_the_same_ver
     assert resumed.wait(timeout=600) == 0
     assert set(done) <= set(_finished(killed))
     clean = tmp_path / "clean"
-    assert _cli_process(["verify", "--claims", claims, "--out", str(clean), "--no-report"], pypath).wait(600) == 0
+    assert _cli_process(["verify", "--claims", claims, "--out", str(clean), "--no-report", "--jobs", "1"],
+                        pypath).wait(600) == 0
     a, b = _verdicts(killed), _verdicts(clean)
     for cid in a:
         for k in ("verdict", "predicted", "measured", "ci_low", "ci_high", "tightness"):
