@@ -144,34 +144,61 @@ class MiniBatch:
 
     def rows(self, table: torch.Tensor) -> torch.Tensor:
         """table[r, idx[r, s]] (R, size, ...) for a per-sample table (R, n, ...) of the problem."""
-        rows = self._draw.rows(table)
-        return rows if self.hi - self.lo == rows.shape[1] else rows[:, self.lo:self.hi]
+        return self._draw.rows(table, self.lo, self.hi)
 
     def __repr__(self) -> str:
         return f"MiniBatch(shape={tuple(self.shape)}, columns {self.lo}..{self.hi - 1} of a draw)"
 
 
+#: the most bytes of gathered rows a draw keeps per table. A longer draw (SID's t = 4096 steps of R = 1024
+#: instances drawn at once: 2 GB of rows) is gathered block by block, each block whole mini-batches of at most
+#: this size (or one mini-batch), and only the block in use is kept: a loop that reads its mini-batches in
+#: order gathers each row once, as with one gather, in bounded memory
+GATHER_BYTES = 32 * 2**20
+
+
 class _Draw:
     """One draw of indices (R, total) and its gathered table rows, cached per table (by identity: the
-    tables are fixed attributes of the problem)."""
+    tables are fixed attributes of the problem): all of it, or the block of mini-batches in use where all of
+    it would exceed ``GATHER_BYTES``."""
 
-    __slots__ = ("idx", "_gather", "_cache")
+    __slots__ = ("idx", "_gather", "_cache", "_ends")
 
     def __init__(self, idx: torch.Tensor, gather):
-        self.idx, self._gather, self._cache = idx, gather, {}
+        self.idx, self._gather, self._cache, self._ends = idx, gather, {}, [idx.shape[1]]
 
-    def rows(self, table: torch.Tensor) -> torch.Tensor:
+    def rows(self, table: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+        """Rows of ``table`` for the draw's columns lo..hi-1 (those of one mini-batch)."""
         key = id(table)
-        out = self._cache.get(key)
-        if out is None:
-            out = self._cache[key] = self._gather(table, self.idx)
-        return out
+        hit = self._cache.get(key)
+        if hit is None or not (hit[0] <= lo and hi <= hit[1]):
+            blo, bhi = self._block(table, lo, hi)
+            hit = self._cache[key] = (blo, bhi, self._gather(table, self.idx[:, blo:bhi]))
+        blo, bhi, rows = hit
+        return rows if (blo, bhi) == (lo, hi) else rows[:, lo - blo:hi - blo]
+
+    def _block(self, table: torch.Tensor, lo: int, hi: int) -> tuple[int, int]:
+        """Columns to gather for a mini-batch lo..hi-1: the whole draw if its rows fit ``GATHER_BYTES``, else
+        from lo the most whole mini-batches that fit (at least this one)."""
+        total = self.idx.shape[1]
+        col_bytes = self.idx.shape[0] * table[0, 0].numel() * table.element_size()
+        budget = max(1, GATHER_BYTES // max(1, col_bytes))
+        if total <= budget:
+            return 0, total
+        end = hi
+        for e in self._ends:  # batch ends, increasing
+            if e > hi and e - lo <= budget:
+                end = e
+            elif e > hi:
+                break
+        return lo, end
 
     def split(self, sizes: list[int]) -> list[MiniBatch]:
         out, lo = [], 0
         for size in sizes:
             out.append(MiniBatch(self, lo, lo + size))
             lo += size
+        self._ends = [b.hi for b in out]
         return out
 
 

@@ -25,6 +25,7 @@ _MASK = 0xFFFFFFFF
 _M1, _M2 = 0x7FEB352D, 0x846CA68B  # lowbias32 multipliers
 _GOLD, _POS = 0x9E3779B1, 0x632BE5AB  # seed multiplier and position offset of the mix
 _FEW = 16  # draws of at most this many numbers hash in Python integers (``Streams._bits_few``)
+_BLOCK = 1 << 20  # draws of more numbers are hashed block by block on the CPU (``Streams._uniform_blocks``)
 
 
 def _hash32_int(x: int) -> int:
@@ -123,19 +124,21 @@ class Streams:
         self.counter += draws
         return out
 
-    def _bits_at(self, n: int, counters) -> object:
-        """``_bits`` for the given draw counters, without advancing the stream (``integers_ahead``)."""
+    def _bits_at(self, n: int, counters, cols: slice | None = None) -> object:
+        """``_bits`` for the given draw counters, without advancing the stream (``integers_ahead``); with
+        ``cols``, only those positions of the n (NumPy path: a position's bits do not depend on the others)."""
         draw = [_hash32_int(c) for c in counters]
         draws = len(draw)
         if self._numpy:
             R = len(self._seeds_int)
-            if draws * R * n <= _FEW:
+            if draws * R * n <= _FEW and cols is None:
                 return np.array(self._bits_few(draw, n), dtype=np.uint32)
             if draws * R <= _FEW:  # the per-instance keys in Python integers, the positions in NumPy
                 key = np.array([[_hash32_int(s + d) for s in self._seeds_int] for d in draw], dtype=np.uint32)
             else:
                 key = _hash32_np(self._seeds32[None, :] + np.array(draw, dtype=np.uint32)[:, None])
-            return _hash32_np(key[:, :, None] ^ self._pos_hash(n))
+            pos = self._pos_hash(n)
+            return _hash32_np(key[:, :, None] ^ (pos if cols is None else pos[cols]))
         d = torch.tensor(draw, dtype=torch.int64).to(self.device)
         key = _hash32(self.seeds.unsqueeze(0) * _GOLD + d.unsqueeze(1))
         return _hash32(key.unsqueeze(2) ^ self._pos_hash(n), masked=True)
@@ -147,10 +150,28 @@ class Streams:
         pos = self._pos_hash(n).tolist()
         return [[[_hash32_int(_hash32_int(s + d) ^ ph) for ph in pos] for s in self._seeds_int] for d in draw]
 
+    def _uniform_blocks(self, n: int):
+        """``_uniform(n)`` on the CPU as (lo, hi, uniforms of positions lo..hi-1) blocks of at most
+        ``_BLOCK`` numbers: the same numbers, with the transient hash arrays (about 6 times the output's
+        bytes) bounded by the block, not by the draw (SID draws R x t = 1024 x 16384 indices at once)."""
+        c = self.counter
+        self.counter += 2
+        step = max(1, _BLOCK // max(1, len(self._seeds_int)))
+        for lo in range(0, n, step):
+            hi = min(n, lo + step)
+            bits = self._bits_at(n, (c, c + 1), slice(lo, hi))
+            yield lo, hi, ((bits[0] >> 5).astype(np.float64) * 67108864.0
+                           + (bits[1] >> 6).astype(np.float64)) / 9007199254740992.0
+
     def _uniform(self, n: int):
         """(R, n) uniforms with 53 random bits: 27 bits of one draw and 26 of the next (float64; a NumPy
         array on the CPU). Every step is exact (integers below 2^53, a power-of-two scale), so the NumPy
         and torch paths give the same numbers."""
+        if self._numpy and len(self._seeds_int) * n > _BLOCK:
+            out = np.empty((len(self._seeds_int), n), dtype=np.float64)
+            for lo, hi, u in self._uniform_blocks(n):
+                out[:, lo:hi] = u
+            return out
         bits = self._bits(n, 2)
         hi, lo = bits[0] >> 5, bits[1] >> 6  # 27 and 26 bits
         if isinstance(bits, np.ndarray):
@@ -177,6 +198,11 @@ class Streams:
         if size < 0 or high <= 0:
             raise ValueError(f"need size >= 0 and high > 0, got size={size}, high={high}")
         if replace:
+            if self._numpy and len(self._seeds_int) * size > _BLOCK:  # block by block: bounded transients
+                out = np.empty((len(self._seeds_int), size), dtype=np.int64)
+                for lo, hi, u in self._uniform_blocks(size):
+                    out[:, lo:hi] = np.minimum((u * high).astype(np.int64), high - 1)
+                return torch.from_numpy(out)
             u = self._uniform(size)
             if isinstance(u, np.ndarray):  # floor(u * high): IEEE product, the same in NumPy and torch;
                 # the cast truncates, which is the floor of a non-negative number

@@ -9,6 +9,7 @@ the sweep runner writes each one atomically at once, so an interrupted distribut
 
 from __future__ import annotations
 
+import os
 import time
 
 from .sweep import Env, Point, measure_point
@@ -93,8 +94,11 @@ def dask_executor(address: str | None, timeout: float = 30.0, workers_timeout: f
 
 def probe_measure(key: dict, env: Env, seed: int) -> list[dict]:
     """A cheap deterministic measurement for testing executors: sleeps ``key['sleep']`` seconds and
-    returns a value computed from the key and seed only; raises RuntimeError where ``key['fail']``."""
+    returns a value computed from the key and seed only; raises RuntimeError where ``key['fail']``, and ends
+    its process at once (as the kernel's OOM killer would) where ``key['die']``."""
     time.sleep(float(key.get("sleep", 0.0)))
+    if key.get("die"):
+        os._exit(17)
     if key.get("fail"):
         raise RuntimeError(f"probe point {key['i']} fails as asked")
     return [{"i": key["i"], "value": (seed * 2654435761 + key["i"]) % 1_000_003}]

@@ -130,16 +130,91 @@ def environment(env: Env, elapsed: float | None = None, memory: dict | None = No
             **(memory or {"peak_rss_mb": None}), "plugins": [s.identity() for s in env.plugins]}
 
 
-def _memory(jobs: int, results: pd.DataFrame) -> dict:
-    """environment.json's memory fields (MiB): this process's peak, the largest peak of a process that ran
-    sweep points (a worker, with ``jobs`` > 1; ``sweep.measure_point`` records it per point), and a bound on
-    the whole run's peak: this process plus ``jobs`` workers each at that largest peak."""
+class TreeRss:
+    """Samples, every ``interval`` seconds on a background thread, the memory of this process and all its
+    descendants (the fork server and the workers) together, from /proc (Linux; ``peak_mb`` stays None
+    elsewhere): the sum of their proportional set sizes, so that the pages the workers share with the fork
+    server (torch's libraries) count once (their resident sizes where PSS cannot be read: an upper
+    estimate). A peak shorter than the interval can be missed."""
+
+    def __init__(self, interval: float = 0.25):
+        import threading
+
+        self.interval, self.peak_mb = interval, None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bilevelbench-rss", daemon=True)
+
+    def __enter__(self):
+        if Path("/proc/self/stat").exists():
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self):
+        while True:
+            total = _tree_rss_mb(os.getpid())
+            if total is not None:
+                self.peak_mb = max(self.peak_mb or 0.0, total)
+            if self._stop.wait(self.interval):
+                return
+
+
+def _tree_rss_mb(root: int) -> float | None:
+    """MiB held by ``root`` and its descendants now (PSS, else /proc/PID/stat's rss field)."""
+    parent, rss = {}, {}
+    page = os.sysconf("SC_PAGE_SIZE") / 2**20
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        parent[int(d)], rss[int(d)] = int(fields[1]), int(fields[21]) * page
+    if root not in rss:
+        return None
+    total, todo, seen = 0.0, [root], set()
+    children: dict[int, list[int]] = {}
+    for pid, pp in parent.items():
+        children.setdefault(pp, []).append(pid)
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        total += _pss_mb(pid) or rss.get(pid, 0.0)
+        todo += children.get(pid, [])
+    return total
+
+
+def _pss_mb(pid: int) -> float | None:
+    """Proportional set size of ``pid`` in MiB (pages shared by k processes count 1/k to each), from
+    /proc/PID/smaps_rollup; None where it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _memory(jobs: int, results: pd.DataFrame, tree_peak_mb: float | None) -> dict:
+    """environment.json's memory fields (MiB): this process's peak; the largest peak of a process that ran
+    sweep points (a worker, with ``jobs`` > 1; ``sweep.measure_point`` records it per point); and the peak of
+    the whole run, this process and its workers together, as sampled (:class:`TreeRss`)."""
     own = peak_rss_mb()
     worker = None
     if jobs > 1 and "process_peak_rss_mb" in results and results["process_peak_rss_mb"].notna().any():
         worker = float(results["process_peak_rss_mb"].max())
-    total = own + (jobs * worker if worker is not None else 0.0)
-    return {"jobs": jobs, "peak_rss_mb": own, "peak_rss_worker_mb": worker, "peak_rss_total_bound_mb": total}
+    total = None if tree_peak_mb is None else max(tree_peak_mb, own, worker or 0.0)
+    return {"jobs": jobs, "peak_rss_mb": own, "peak_rss_worker_mb": worker, "peak_pss_total_mb": total}
 
 
 @dataclass
@@ -543,8 +618,9 @@ def main(args) -> int:
     t0 = time.perf_counter()
     stats = RunStats()
     try:
-        verdicts, results = verify([c.id for c in p.claims], env, out, resume=args.resume, executor=executor,
-                                   all_claims_flag=True, stats=stats)
+        with TreeRss() as tree:
+            verdicts, results = verify([c.id for c in p.claims], env, out, resume=args.resume, executor=executor,
+                                       all_claims_flag=True, stats=stats)
     except PluginError as exc:
         raise CliUsage(str(exc)) from exc
     elapsed = time.perf_counter() - t0
@@ -557,7 +633,7 @@ def main(args) -> int:
     coverage = {c: p.coverage.get(c, []) for c in (v.id for v in verdicts)}
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     try:
-        write_outputs(staging, verdicts, results, env, elapsed, coverage, _memory(args.jobs, results))
+        write_outputs(staging, verdicts, results, env, elapsed, coverage, _memory(args.jobs, results, tree.peak_mb))
         if not args.no_report:
             from bilevelbench.reports import render
 

@@ -339,6 +339,43 @@ def test_the_three_hash_paths_draw_the_same_integers(R, n, monkeypatch):
     assert python.shape == (2, R, n)
 
 
+@pytest.mark.parametrize("block", [1, 5, 64])
+def test_a_long_draw_hashed_in_blocks_draws_the_same_numbers(block, monkeypatch):
+    """Long CPU draws are hashed block by block (``rng._BLOCK`` numbers at a time, to bound the transient
+    arrays); a position's bits do not depend on the others, so the numbers, and the stream's next draws,
+    are those of one block."""
+    import bilevelbench.analytic.rng as rng
+
+    def draws():
+        s = Streams([3, 8, 2**33 + 1])
+        return (s.integers(37, 41), s.uniform(23), s.integers(7, 5, replace=False), s.integers(9, 3))
+    whole = draws()
+    monkeypatch.setattr(rng, "_BLOCK", block)
+    for a, b in zip(whole, draws(), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", FAMS)
+def test_a_long_draw_gathers_its_rows_in_blocks_with_the_same_results(name, monkeypatch):
+    """A draw whose gathered rows would pass ``GATHER_BYTES`` gathers them block by block of whole
+    mini-batches, keeping one block: every mini-batch reads exactly its own rows, in any order."""
+    import bilevelbench.analytic.base as base
+
+    p = an.make_problem(name, batch=2, seed=5)
+    x, y, v = point(p, 5)
+    sizes = [3, 5, 4, 2, 6]
+    monkeypatch.setattr(base, "GATHER_BYTES", 1)  # one mini-batch per block
+    for which in ("f", "g"):
+        idx = p.sample(which, sum(sizes), Streams([3, 4]))
+        batches = p.minibatches(which, idx, sizes)
+        order = [4, 0, 1, 3, 2, 0]
+        for i in order:
+            piece = idx.split(sizes, 1)[i]
+            for method in METHODS:
+                if METHODS[method][0] == which:
+                    assert torch.equal(call(p, method, x, y, v, batches[i]), call(p, method, x, y, v, piece)), method
+
+
 def test_batched_instances_equal_unbatched_on_a_minibatch():
     p = an.make_problem("stochastic-logistic", batch=2, seed=3)
     x, y, v = point(p, 3)

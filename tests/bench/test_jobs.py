@@ -44,6 +44,17 @@ def test_a_failing_point_stops_its_own_sweep_only(executor, tmp_path):
     assert "a" not in {p.parent.name for p in (tmp_path / "points").rglob("*.parquet")} or outs["a"].computed >= 1
 
 
+def test_a_dead_worker_is_an_error_of_its_sweeps_not_a_hang(tmp_path):
+    """A worker killed mid-point (as by the OOM killer) fails the sweeps whose points were lost with
+    BrokenProcessPool; the points finished before are on disk."""
+    sweeps = {"a": Sweep([Point("a", {"i": i}) for i in range(3)], probe_measure),
+              "b": Sweep([Point("b", {"i": 0, "sleep": 0.5, "die": True})], probe_measure)}
+    outs = run_sweeps(sweeps, Env(), SweepStore(tmp_path), executor=ProcessExecutor(2))
+    assert type(outs["b"].error).__name__ == "BrokenProcessPool"
+    assert outs["a"].computed == 3 or outs["a"].error is not None
+    assert len(list((tmp_path / "points").rglob("*.parquet"))) == outs["a"].computed
+
+
 def _machine_free(out):
     df = pd.read_parquet(out / "results.parquet")
     return df.drop(columns=[c for c in MACHINE_COLUMNS if c in df]).reset_index(drop=True)
@@ -70,7 +81,8 @@ def test_verify_on_workers_equals_one_process_with_a_plugin(tmp_path, capsys):
         assert (runs[1] / "figures" / name).read_bytes() == (runs[2] / "figures" / name).read_bytes(), name
     env = json.loads((runs[2] / "environment.json").read_text())
     assert env["jobs"] == 2 and env["peak_rss_worker_mb"] > 0
-    assert env["peak_rss_total_bound_mb"] == pytest.approx(env["peak_rss_mb"] + 2 * env["peak_rss_worker_mb"])
+    # the sampled peak of the process tree holds this process and a worker at least
+    assert env["peak_pss_total_mb"] >= max(env["peak_rss_mb"], env["peak_rss_worker_mb"])
     assert json.loads((runs[1] / "environment.json").read_text())["peak_rss_worker_mb"] is None
 
 
