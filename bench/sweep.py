@@ -300,7 +300,7 @@ class ProcessExecutor:
 
         # the fork server's sys.path is this process's when it started; plug-ins may have extended it since
         pool = ProcessPoolExecutor(max_workers=min(self.jobs, max(1, len(tasks))), mp_context=self._ctx,
-                                   initializer=_set_sys_path, initargs=(list(sys.path),))
+                                   initializer=_worker_init, initargs=(list(sys.path),))
         clean = False
         try:
             futures = {pool.submit(measure_point, m, p, env): i for i, (m, p) in enumerate(tasks) if not skip(i)}
@@ -320,14 +320,21 @@ class ProcessExecutor:
                         f.cancel()
             clean = True
         finally:
-            # on an interrupt or a fatal error, do not wait for the points in flight (they are not written)
+            # on an interrupt or a fatal error, the points in flight are abandoned (never written): stop them
+            if not clean:
+                for proc in list((getattr(pool, "_processes", None) or {}).values()):  # no public API before 3.14
+                    proc.terminate()
             pool.shutdown(wait=clean, cancel_futures=not clean)
 
 
-def _set_sys_path(path: list[str]) -> None:
+def _worker_init(path: list[str]) -> None:
+    """A sweep worker: this process's sys.path (plug-ins may have extended it); Ctrl-C is the parent's to
+    handle (it stops the pool), so the worker ignores SIGINT instead of dying with a traceback."""
+    import signal
     import sys
 
     sys.path[:] = path
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def make_executor(jobs: int):

@@ -193,6 +193,11 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # the reader closed the pipe (``bilevelbench list algorithms | head``): not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except KeyboardInterrupt:  # Ctrl-C: the finished sweep points are on disk (each written as it finished)
+        out = getattr(args, "out", None)
+        where = f"; 'bilevelbench verify ... --out {out} --resume' continues" if args.func is _cmd_verify else ""
+        print(f"bilevelbench: interrupted{where}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

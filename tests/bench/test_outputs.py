@@ -153,6 +153,62 @@ def test_sigkill_mid_sweep_loses_no_finished_point_and_resume_gives_the_same_ver
             assert a[cid][k] == b[cid][k] or (a[cid][k] != a[cid][k] and b[cid][k] != b[cid][k]), (cid, k)
 
 
+def _descendants(pid: int) -> set[int]:
+    """Live descendants of ``pid`` (from /proc's ppid fields)."""
+    parent = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                parent[int(d)] = int(Path(f"/proc/{d}/stat").read_bytes().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parent.items() if pp == p and c not in out]
+        out.update(kids)
+        todo += kids
+    return out
+
+
+def _running(pid: int) -> bool:
+    """``pid`` exists and is not a zombie (a container's init may never reap an orphan's exit status)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_ctrl_c_stops_the_workers_keeps_finished_points_and_says_how_to_resume(tmp_path):
+    """SIGINT (Ctrl-C) during a --jobs 2 sweep: exit 130 with one line saying how to continue, no traceback,
+    no worker left running, and every finished point kept for --resume."""
+    claims = "icml21.thm2.rates,loops22.cor5"
+    pypath = {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "o"
+    proc = subprocess.Popen([sys.executable, "-m", "bilevelbench", "verify", "--claims", claims, "--out", str(out),
+                             "--no-report", "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, **pypath})
+    deadline = time.time() + 240
+    while time.time() < deadline and (not (out / "points").exists() or len(_finished(out)) < 2):
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    workers = _descendants(proc.pid)
+    assert workers, "no worker processes under --jobs 2"
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    err = proc.stderr.read()
+    assert "interrupted" in err and "--resume" in err and "Traceback" not in err, err
+    done = _finished(out)
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_running(w) for w in workers):
+        time.sleep(0.1)
+    assert not [w for w in workers if _running(w)], "worker processes outlived the run"
+    resumed = _cli_process(["verify", "--claims", claims, "--out", str(out), "--no-report", "--resume",
+                            "--jobs", "1"], pypath)
+    assert resumed.wait(timeout=600) == 0 and set(done) <= set(_finished(out))
+
+
 @pytest.mark.parametrize("flag", ["--resume", "--force", "--all-claims", "--baseline"])
 def test_run_flags_documented_in_help(flag, capsys):
     assert cli(["verify", "--help"]) == 0
