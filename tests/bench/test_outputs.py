@@ -186,9 +186,13 @@ def test_ctrl_c_stops_the_workers_keeps_finished_points_and_says_how_to_resume(t
     claims = "icml21.thm2.rates,loops22.cor5"
     pypath = {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     out = tmp_path / "o"
+    # SIGINT's default action restored in the child: a test run started in the background of a non-interactive
+    # shell (as a CI script may be) ignores SIGINT, every descendant inherits that, and Python then leaves it
+    # ignored, rightly (a nohup'd run must not stop on Ctrl-C)
     proc = subprocess.Popen([sys.executable, "-m", "bilevelbench", "verify", "--claims", claims, "--out", str(out),
                              "--no-report", "--jobs", "2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, **pypath})
+                            text=True, env={**os.environ, **pypath},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     while time.time() < deadline and (not (out / "points").exists() or len(_finished(out)) < 2):
         time.sleep(0.05)
