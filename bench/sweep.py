@@ -274,9 +274,9 @@ class ProcessExecutor:
     The points of a sweep are independent and each runs at ``Env.threads`` (1) torch threads, so on a
     machine of C cores C workers take about 1/C of the time of one process (the sweeps' tensors are too
     small for torch's intra-op threads to pay). Results do not depend on the executor: a point's seed
-    comes from the base seed and its key, and its numbers from its own process. A
-    worker that dies (killed, out of memory) fails its point and every point still queued with
-    ``BrokenProcessPool``: those sweeps end in ``error``; finished points are already on disk.
+    comes from the base seed and its key, and its numbers from its own process. A worker that dies (killed,
+    out of memory) fails its point and every point still queued with ``BrokenProcessPool``: those sweeps end
+    in ``error``; finished points are already on disk.
     """
 
     def __init__(self, jobs: int):
