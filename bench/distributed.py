@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 
-from .sweep import Env, Point, measure_point
+from .sweep import Env, measure_point
 
 __all__ = ["DaskExecutor", "dask_executor", "probe_measure"]
 
@@ -23,17 +23,6 @@ class DaskExecutor:
     def __init__(self, client, retries: int = 3):
         self.client = client
         self.retries = retries
-
-    def map(self, measure, points: list[Point], env: Env):
-        from distributed import as_completed
-
-        futures = {}
-        for p in points:
-            fut = self.client.submit(measure_point, measure, p, env, retries=self.retries, pure=False,
-                                     key=f"bilevelbench-{p.experiment}-{p.digest}-{time.monotonic_ns()}")
-            futures[fut] = p
-        for fut in as_completed(futures):
-            yield futures[fut], fut.result()
 
     def run(self, tasks, env: Env, skip=lambda i: False):
         """Each task's rows or exception as it completes (``sweep.run_sweeps``); a PluginError propagates;

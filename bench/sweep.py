@@ -216,10 +216,6 @@ def peak_rss_mb() -> float:
 class LocalExecutor:
     """Runs sweep points one after another in this process (the default of the Python API)."""
 
-    def map(self, measure: Callable, points: list[Point], env: Env) -> Iterator[tuple[Point, pd.DataFrame]]:
-        for p in points:
-            yield p, measure_point(measure, p, env)
-
     def run(self, tasks: list[tuple[Callable, Point]], env: Env,
             skip: Callable[[int], bool] = lambda i: False) -> Iterator[tuple[int, pd.DataFrame | Exception]]:
         """Each task's rows, or the exception its point raised, in task order; a task for which ``skip(i)``
@@ -284,12 +280,6 @@ class ProcessExecutor:
             raise ValueError(f"jobs={jobs!r}: expected an integer >= 1")
         self.jobs = jobs
         self._ctx = worker_context()
-
-    def map(self, measure: Callable, points: list[Point], env: Env) -> Iterator[tuple[Point, pd.DataFrame]]:
-        for i, res in self.run([(measure, p) for p in points], env):
-            if isinstance(res, Exception):
-                raise res
-            yield points[i], res
 
     def run(self, tasks: list[tuple[Callable, Point]], env: Env,
             skip: Callable[[int], bool] = lambda i: False) -> Iterator[tuple[int, pd.DataFrame | Exception]]:

@@ -38,10 +38,12 @@ def test_sweep_survives_a_killed_worker(cluster, tmp_path):
     points = _points(12, sleep=0.3)
     with distributed.Client(cluster) as client:
         ex = DaskExecutor(client)
-        gen = ex.map(probe_measure, points, env)
+        gen = ex.run([(probe_measure, p) for p in points], env)
         store = SweepStore(tmp_path)
         done = []
-        for p, df in gen:
+        for i, df in gen:
+            assert not isinstance(df, Exception), df
+            p = points[i]
             store.write(p, df)
             done.append(p)
             if len(done) == 2:
