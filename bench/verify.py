@@ -502,7 +502,7 @@ def _writable(out: Path) -> None:
             raise UsageError(f"--out {str(out)!r} is not writable: {d} ({exc.strerror or exc})") from None
 
 
-def _jobs(value) -> int:
+def resolve_jobs(value) -> int:
     """--jobs: an integer in [1, 1024]; default $BILEVELBENCH_JOBS, else the usable CPUs."""
     from .sweep import usable_cpus
 
@@ -531,7 +531,7 @@ def _check_args(args):
         raise UsageError(f"--device {args.device}: CUDA is not available on this machine")
     if args.threads < 1 or args.threads > 1024:
         raise UsageError(f"--threads {args.threads}: expected an integer in [1, 1024]")
-    args.jobs = _jobs(getattr(args, "jobs", None))
+    args.jobs = resolve_jobs(getattr(args, "jobs", None))
     if args.jobs > 1 and args.executor == "dask":
         raise UsageError(f"--jobs {args.jobs} and --executor dask: the Dask cluster's workers run the points; "
                          "leave --jobs out")

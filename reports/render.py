@@ -319,10 +319,10 @@ def main(args) -> int:
         print(f"bilevelbench: error: {src} holds no results (no verdicts.json); run 'bilevelbench verify --out "
               f"{src}' first", file=sys.stderr)
         return 2
-    from bilevelbench.bench.verify import UsageError, _jobs
+    from bilevelbench.bench.verify import UsageError, resolve_jobs
 
     try:
-        jobs = _jobs(getattr(args, "jobs", None))
+        jobs = resolve_jobs(getattr(args, "jobs", None))
     except UsageError as exc:
         print(f"bilevelbench: error: {exc}", file=sys.stderr)
         return 2
