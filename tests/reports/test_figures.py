@@ -84,13 +84,8 @@ def _legend_texts(ax) -> set[str]:
 
 
 def _visible(kind, x, y):
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    ok = np.isfinite(x) & np.isfinite(y)
-    if kind in ("loglog", "semilogy"):
-        ok &= np.where(ok, y, 1) > 0
-    if kind == "loglog":
-        ok &= np.where(ok, x, 1) > 0
-    return ok
+    """The points an axis can show (finite; positive on log axes): the renderer's own rule."""
+    return plots._visible(kind, np.asarray(x, float), np.asarray(y, float))
 
 
 def test_every_figure_of_a_quick_run_is_honest(quick):
