@@ -13,6 +13,7 @@ problem given only f and g works everywhere.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -185,13 +186,8 @@ class _Draw:
         budget = max(1, GATHER_BYTES // max(1, col_bytes))
         if total <= budget:
             return 0, total
-        end = hi
-        for e in self._ends:  # batch ends, increasing
-            if e > hi and e - lo <= budget:
-                end = e
-            elif e > hi:
-                break
-        return lo, end
+        # the last batch end within the budget (ends increase), and at least this batch's
+        return lo, max(hi, self._ends[bisect.bisect_right(self._ends, lo + budget) - 1])
 
     def split(self, sizes: list[int]) -> list[MiniBatch]:
         out, lo = [], 0
